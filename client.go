@@ -1,0 +1,423 @@
+package amqprpc
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/rpc"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/amqprpc/amqprpc/codec"
+	"github.com/amqprpc/amqprpc/transport"
+)
+
+// Dial connects to the broker at url and returns a net/rpc client whose calls
+// go to the service queue named queue. It is the broker's counterpart of
+// rpc.Dial("tcp", addr): Call and Go work unchanged, from many goroutines.
+// The client owns its connection, reconnects after a loss, and releases
+// everything on Close.
+func Dial(url, queue string, opts ...Option) (*rpc.Client, error) {
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	cc, err := newClientCodec(transport.ClientConfig{Dialer: o.dialer(url)}, queue, o)
+	if err != nil {
+		return nil, err
+	}
+	return rpc.NewClientWithCodec(cc), nil
+}
+
+// NewClientCodec returns a net/rpc client codec that calls the service queue
+// named queue over conn, for rpc.NewClientWithCodec. It opens its own channel
+// on conn and reopens it after a channel error, but never closes conn and
+// cannot outlive it; [Dial] owns its connection and reconnects.
+func NewClientCodec(conn *amqp.Connection, queue string, opts ...Option) (rpc.ClientCodec, error) {
+	if conn == nil {
+		return nil, errors.New("amqprpc: NewClientCodec: nil connection")
+	}
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	return newClientCodec(transport.ClientConfig{Conn: conn}, queue, o)
+}
+
+// clientCodec implements rpc.ClientCodec. Every per-call failure (timeout,
+// returned request, lost connection, malformed reply) becomes a response for
+// that call's sequence with Error set, because any error from
+// ReadResponseHeader or ReadResponseBody would end the *rpc.Client for good.
+type clientCodec struct {
+	t       *transport.Client
+	bodies  codec.Codec
+	enc     codec.Encoding
+	queue   string
+	timeout time.Duration
+	expires string // the timeout in milliseconds, for the expiration property
+	maxBody int
+	log     *slog.Logger
+
+	mu      sync.Mutex // guards calls, lostGen, ready, closed and timerAt
+	calls   pendingCalls
+	lostGen uint64     // the latest transport session reported lost
+	ready   []response // responses waiting for ReadResponseHeader
+	closed  bool
+	timer   *time.Timer // fires at timerAt to fail calls past their deadline
+	timerAt time.Time   // zero while the timer is idle
+
+	wake chan struct{} // capacity 1: ready grew or the codec closed
+
+	cur response // owned by the rpc.Client's reading goroutine
+	buf []byte   // request encoding buffer; net/rpc serializes WriteRequest
+}
+
+// response is a reply, or a failure made up for one call.
+type response struct {
+	seq    uint64
+	method string
+	err    string // the x-rpc-error header, or the failure
+	enc    codec.Encoding
+	body   []byte
+}
+
+func newClientCodec(cfg transport.ClientConfig, queue string, o *options) (*clientCodec, error) {
+	if err := checkQueueName(queue); err != nil {
+		return nil, err
+	}
+	c := &clientCodec{
+		enc:     o.encoding,
+		queue:   queue,
+		timeout: o.callTimeout,
+		maxBody: o.maxBody,
+		log:     loggerOrDiscard(o.logger),
+		wake:    make(chan struct{}, 1),
+	}
+	if c.timeout > 0 {
+		c.expires = strconv.FormatInt(c.timeout.Milliseconds(), 10)
+	}
+	c.timer = time.AfterFunc(time.Hour, c.expire)
+	c.timer.Stop()
+	cfg.DirectReplyTo = o.directReplyTo
+	cfg.Confirm = o.confirms
+	cfg.Backoff = o.backoff()
+	cfg.Logger = o.logger
+	t, err := transport.NewClient(cfg, c)
+	if err != nil {
+		return nil, err
+	}
+	c.t = t
+	t.Start()
+	return c, nil
+}
+
+// WriteRequest publishes one request. It never waits for the broker: while
+// the client is between connections the request is held and published on
+// reconnect, and its deadline still runs.
+func (c *clientCodec) WriteRequest(r *rpc.Request, args any) error {
+	body, err := c.bodies.Marshal(c.buf[:0], c.enc, args)
+	if err != nil {
+		return fmt.Errorf("amqprpc: %s: %w", r.ServiceMethod, err)
+	}
+	c.buf = body
+	if len(body) > c.maxBody {
+		return fmt.Errorf("%w: %s request of %d bytes, limit %d", ErrBodyTooLarge, r.ServiceMethod, len(body), c.maxBody)
+	}
+	msg := &amqp.Publishing{
+		CorrelationId: strconv.FormatUint(r.Seq, 10),
+		Type:          r.ServiceMethod,
+		ContentType:   c.enc.ContentType(),
+		MessageId:     uuid.NewString(),
+		Expiration:    c.expires,
+		Body:          body,
+	}
+	cl := &call{seq: r.Seq, method: r.ServiceMethod}
+	if c.timeout > 0 {
+		cl.deadline = time.Now().Add(c.timeout)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.calls.add(cl)
+	c.armTimerLocked(cl.deadline)
+	c.mu.Unlock()
+
+	gen, err := c.t.Publish(c.queue, msg)
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.calls.get(r.Seq) != cl {
+		return nil // already answered or failed
+	}
+	switch {
+	case err == nil:
+		cl.gen = gen
+		if gen <= c.lostGen {
+			c.failLocked(cl, fmt.Sprintf("%v: %s was sent on a connection that has since been lost", ErrConnectionLost, cl.method))
+		}
+	case errors.Is(err, transport.ErrNotConnected):
+		held := *msg
+		held.Body = bytes.Clone(body)
+		cl.held = &held
+	default:
+		c.calls.remove(cl.seq)
+		return err
+	}
+	return nil
+}
+
+// ReadResponseHeader waits for the next response, real or made up.
+func (c *clientCodec) ReadResponseHeader(r *rpc.Response) error {
+	for {
+		c.mu.Lock()
+		if len(c.ready) > 0 {
+			c.cur = c.ready[0]
+			c.ready[0] = response{}
+			c.ready = c.ready[1:]
+			c.mu.Unlock()
+			r.Seq = c.cur.seq
+			r.ServiceMethod = c.cur.method
+			r.Error = c.cur.err
+			return nil
+		}
+		closed := c.closed
+		c.mu.Unlock()
+		if closed {
+			return io.EOF
+		}
+		<-c.wake
+	}
+}
+
+// ReadResponseBody decodes the current reply into x. The reply was checked
+// to be one well-formed value when it arrived, so an error here means a
+// well-formed value that does not fit x: the caller and the service disagree
+// on the reply type, which net/rpc treats as fatal to the client.
+func (c *clientCodec) ReadResponseBody(x any) error {
+	body := c.cur.body
+	c.cur.body = nil
+	if x == nil || c.cur.err != "" {
+		return nil
+	}
+	if err := c.bodies.Unmarshal(c.cur.enc, body, x); err != nil {
+		return fmt.Errorf("amqprpc: reply to %s does not fit %T: %w", c.cur.method, x, err)
+	}
+	return nil
+}
+
+// Close releases the channel, the reply consumer and any owned connection,
+// and ends the transport's goroutine. It is idempotent.
+func (c *clientCodec) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.timer.Stop()
+	c.mu.Unlock()
+	c.signal()
+	return c.t.Close()
+}
+
+// Reply implements transport.ClientHandler.
+func (c *clientCodec) Reply(d *amqp.Delivery) {
+	seq, err := strconv.ParseUint(d.CorrelationId, 10, 64)
+	if err != nil {
+		c.log.Debug("amqprpc: dropped a reply with a foreign correlation id", "correlation_id", clip(d.CorrelationId, 64))
+		return
+	}
+	c.mu.Lock()
+	cl := c.calls.remove(seq)
+	c.mu.Unlock()
+	if cl == nil {
+		c.log.Debug("amqprpc: dropped a reply to no pending call", "correlation_id", d.CorrelationId)
+		return
+	}
+	c.deliver(c.checkReply(cl, d))
+}
+
+// checkReply turns a delivery into the call's response, making a malformed
+// reply an error response for that call alone.
+func (c *clientCodec) checkReply(cl *call, d *amqp.Delivery) response {
+	r := response{seq: cl.seq, method: cl.method}
+	if v, ok := d.Headers[ErrorHeader]; ok {
+		r.err = headerText(v)
+		if r.err == "" {
+			r.err = fmt.Sprintf("%v: %s: empty %s header", ErrMalformedReply, cl.method, ErrorHeader)
+		}
+		return r
+	}
+	enc, err := codec.ForContentType(d.ContentType)
+	if err != nil {
+		r.err = fmt.Sprintf("%v: %s: %s", ErrMalformedReply, cl.method, detail(err))
+		return r
+	}
+	if len(d.Body) > c.maxBody {
+		r.err = fmt.Sprintf("%v: %s reply of %d bytes, limit %d", ErrBodyTooLarge, cl.method, len(d.Body), c.maxBody)
+		return r
+	}
+	if err := c.bodies.Unmarshal(enc, d.Body, nil); err != nil {
+		r.err = fmt.Sprintf("%v: %s: %s", ErrMalformedReply, cl.method, detail(err))
+		return r
+	}
+	r.enc, r.body = enc, d.Body
+	return r
+}
+
+// Returned implements transport.ClientHandler: the broker could not route
+// the request, so no queue has the service's name.
+func (c *clientCodec) Returned(ret *amqp.Return) {
+	c.failByID(ret.CorrelationId, fmt.Sprintf("%v: %q (the broker returned %s: %d %s)",
+		ErrNoQueue, ret.RoutingKey, ret.Type, ret.ReplyCode, ret.ReplyText))
+}
+
+// Confirmed implements transport.ClientHandler.
+func (c *clientCodec) Confirmed(correlationID string, ack bool) {
+	if !ack {
+		c.failByID(correlationID, fmt.Sprintf("%v (queue %q)", ErrNacked, c.queue))
+	}
+}
+
+// SessionLost implements transport.ClientHandler: calls published on the
+// lost session can no longer get a reply.
+func (c *clientCodec) SessionLost(gen uint64, err error) {
+	c.mu.Lock()
+	c.lostGen = gen
+	var lost []*call
+	c.calls.each(func(cl *call) {
+		if cl.gen != 0 && cl.gen <= gen {
+			lost = append(lost, cl)
+		}
+	})
+	for _, cl := range lost {
+		c.failLocked(cl, fmt.Sprintf("%s (call %s)", lostText(err), cl.method))
+	}
+	c.mu.Unlock()
+}
+
+// SessionReady implements transport.ClientHandler: it publishes the requests
+// held while the client was between connections.
+func (c *clientCodec) SessionReady(gen uint64) {
+	c.mu.Lock()
+	var held []*call
+	c.calls.each(func(cl *call) {
+		if cl.held != nil {
+			held = append(held, cl)
+		}
+	})
+	c.mu.Unlock()
+	for _, cl := range held {
+		msg := cl.held
+		if !cl.deadline.IsZero() {
+			left := time.Until(cl.deadline).Milliseconds()
+			if left < 1 {
+				continue // its timer fails it
+			}
+			msg.Expiration = strconv.FormatInt(left, 10)
+		}
+		gen, err := c.t.Publish(c.queue, msg)
+		c.mu.Lock()
+		if c.calls.get(cl.seq) == cl {
+			switch {
+			case err == nil:
+				cl.held, cl.gen = nil, gen
+				if gen <= c.lostGen {
+					c.failLocked(cl, fmt.Sprintf("%v: %s was sent on a connection that has since been lost", ErrConnectionLost, cl.method))
+				}
+			case !errors.Is(err, transport.ErrNotConnected):
+				c.failLocked(cl, err.Error())
+			}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// failByID fails the call a correlation id names, if it is still pending.
+func (c *clientCodec) failByID(correlationID, text string) {
+	seq, err := strconv.ParseUint(correlationID, 10, 64)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	if cl := c.calls.get(seq); cl != nil {
+		c.failLocked(cl, text)
+	}
+	c.mu.Unlock()
+}
+
+// failLocked ends cl with an error response. c.mu must be held.
+func (c *clientCodec) failLocked(cl *call, text string) {
+	c.calls.remove(cl.seq)
+	c.ready = append(c.ready, response{seq: cl.seq, method: cl.method, err: text})
+	c.signal()
+}
+
+// deliver queues a response for ReadResponseHeader.
+func (c *clientCodec) deliver(r response) {
+	c.mu.Lock()
+	c.ready = append(c.ready, r)
+	c.mu.Unlock()
+	c.signal()
+}
+
+func (c *clientCodec) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// armTimerLocked makes the timer fire by deadline. c.mu must be held.
+func (c *clientCodec) armTimerLocked(deadline time.Time) {
+	if deadline.IsZero() || (!c.timerAt.IsZero() && !deadline.Before(c.timerAt)) {
+		return
+	}
+	c.timerAt = deadline
+	c.timer.Reset(time.Until(deadline))
+}
+
+// expire runs on the timer: it fails every call past its deadline and sets
+// the timer for the next one.
+func (c *clientCodec) expire() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.timerAt = time.Time{}
+	expired := c.calls.popExpired(time.Now(), nil)
+	for _, cl := range expired {
+		c.ready = append(c.ready, response{seq: cl.seq, method: cl.method, err: c.timeoutText(cl)})
+	}
+	if len(expired) > 0 {
+		c.signal()
+	}
+	if next, ok := c.calls.nextDeadline(); ok {
+		c.armTimerLocked(next)
+	}
+}
+
+// timeoutText says why a call timed out, as far as the client can tell.
+func (c *clientCodec) timeoutText(cl *call) string {
+	if cl.held != nil {
+		return fmt.Sprintf("%v: %s waited %v for a connection to the broker", ErrTimeout, cl.method, c.timeout)
+	}
+	return fmt.Sprintf("%v: %s got no reply from queue %q within %v", ErrTimeout, cl.method, c.queue, c.timeout)
+}
+
+// lostText is the error text of a call lost with its session.
+func lostText(err error) string {
+	if err == nil || !errors.Is(err, ErrConnectionLost) {
+		return fmt.Sprintf("%v: %v", ErrConnectionLost, err)
+	}
+	return err.Error()
+}

@@ -1,0 +1,91 @@
+package codec
+
+import (
+	"errors"
+	"fmt"
+)
+
+// A gob stream is a run of messages, each a byte count followed by that many
+// bytes. A message starts with a type id: negative for a type definition,
+// positive for a value. A self-contained body is zero or more definitions and
+// then exactly one value.
+
+// errShortGob is returned when a gob integer runs past the end of the data.
+var errShortGob = errors.New("integer runs past the end")
+
+// gobMessage is the position of one message of a gob stream.
+type gobMessage struct {
+	start, end int   // bounds of the message, count included
+	typeID     int64 // negative for a type definition
+}
+
+// checkGobStream verifies the framing of a self-contained gob body without
+// decoding it: every count lies within the data, definitions come first and
+// exactly one value ends the stream. It guards the decoder against truncated
+// bodies and counts that claim more bytes than there are.
+func checkGobStream(data []byte) error {
+	if len(data) == 0 {
+		return fmt.Errorf("%w: empty gob body", ErrMalformedBody)
+	}
+	for off := 0; off < len(data); {
+		m, err := nextGobMessage(data, off)
+		if err != nil {
+			return fmt.Errorf("%w: gob message at byte %d: %v", ErrMalformedBody, off, err)
+		}
+		if m.typeID > 0 {
+			if m.end != len(data) {
+				return fmt.Errorf("%w: %d bytes after the gob value", ErrMalformedBody, len(data)-m.end)
+			}
+			return nil
+		}
+		off = m.end
+	}
+	return fmt.Errorf("%w: gob stream holds no value", ErrMalformedBody)
+}
+
+// nextGobMessage reads the framing of the message that starts at off.
+func nextGobMessage(data []byte, off int) (gobMessage, error) {
+	count, n, err := gobUint(data[off:])
+	if err != nil {
+		return gobMessage{}, fmt.Errorf("count: %w", err)
+	}
+	body := off + n
+	if count == 0 || count > uint64(len(data)-body) {
+		return gobMessage{}, fmt.Errorf("count %d with %d bytes left", count, len(data)-body)
+	}
+	end := body + int(count)
+	u, _, err := gobUint(data[body:end])
+	if err != nil {
+		return gobMessage{}, fmt.Errorf("type id: %w", err)
+	}
+	id := int64(u >> 1) // gob keeps the sign in the low bit
+	if u&1 != 0 {
+		id = ^id
+	}
+	if id == 0 {
+		return gobMessage{}, errors.New("type id 0")
+	}
+	return gobMessage{start: off, end: end, typeID: id}, nil
+}
+
+// gobUint decodes one gob unsigned integer: a byte below 0x80 is the value;
+// otherwise the byte is minus the length of the big-endian value that follows.
+func gobUint(b []byte) (v uint64, n int, err error) {
+	if len(b) == 0 {
+		return 0, 0, errShortGob
+	}
+	if b[0] < 0x80 {
+		return uint64(b[0]), 1, nil
+	}
+	size := -int(int8(b[0]))
+	if size > 8 {
+		return 0, 0, fmt.Errorf("integer of %d bytes", size)
+	}
+	if len(b) < 1+size {
+		return 0, 0, errShortGob
+	}
+	for _, c := range b[1 : 1+size] {
+		v = v<<8 | uint64(c)
+	}
+	return v, 1 + size, nil
+}

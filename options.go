@@ -1,0 +1,162 @@
+package amqprpc
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/amqprpc/amqprpc/codec"
+	"github.com/amqprpc/amqprpc/transport"
+)
+
+// Defaults of the options.
+const (
+	DefaultPrefetch     = 64
+	DefaultCallTimeout  = 30 * time.Second
+	DefaultMaxBodySize  = 16 << 20
+	DefaultReconnectMin = 100 * time.Millisecond
+	DefaultReconnectMax = 10 * time.Second
+)
+
+// Option configures a client ([Dial], [NewClientCodec]) or a server ([Serve],
+// [NewServerCodec]). An option meant for one side is ignored by the other,
+// so one list can configure both.
+type Option func(*options)
+
+type options struct {
+	encoding      codec.Encoding
+	directReplyTo bool
+	prefetch      int
+	callTimeout   time.Duration
+	defaultMethod string
+	urls          []string
+	tlsConfig     *tls.Config
+	heartbeat     time.Duration
+	confirms      bool
+	transient     bool
+	quorum        bool
+	maxBody       int
+	reconnectMin  time.Duration
+	reconnectMax  time.Duration
+	name          string
+	logger        *slog.Logger
+}
+
+func newOptions(opts []Option) (*options, error) {
+	o := &options{
+		encoding:     codec.Gob,
+		prefetch:     DefaultPrefetch,
+		callTimeout:  DefaultCallTimeout,
+		maxBody:      DefaultMaxBodySize,
+		reconnectMin: DefaultReconnectMin,
+		reconnectMax: DefaultReconnectMax,
+	}
+	for _, opt := range opts {
+		opt(o)
+	}
+	switch {
+	case !o.encoding.Valid():
+		return nil, fmt.Errorf("amqprpc: WithEncoding: unknown encoding %v", o.encoding)
+	case o.prefetch < 1 || o.prefetch > 65535:
+		return nil, fmt.Errorf("amqprpc: WithPrefetch(%d): want 1 to 65535", o.prefetch)
+	case o.callTimeout < 0:
+		return nil, fmt.Errorf("amqprpc: WithCallTimeout(%v): want 0 (never) or more", o.callTimeout)
+	case o.callTimeout > 0 && o.callTimeout < time.Millisecond:
+		return nil, fmt.Errorf("amqprpc: WithCallTimeout(%v): want at least 1ms, the unit of AMQP expiration", o.callTimeout)
+	case o.maxBody < 1:
+		return nil, fmt.Errorf("amqprpc: WithMaxBodySize(%d): want at least 1", o.maxBody)
+	case o.reconnectMin <= 0 || o.reconnectMax < o.reconnectMin:
+		return nil, fmt.Errorf("amqprpc: WithReconnectBackoff(%v, %v): want 0 < min <= max", o.reconnectMin, o.reconnectMax)
+	case o.quorum && o.transient:
+		return nil, fmt.Errorf("amqprpc: WithQuorumQueue and WithTransientQueue: quorum queues are always durable")
+	}
+	return o, nil
+}
+
+// dialer returns the transport's dialer for url and any WithURLs.
+func (o *options) dialer(url string) *transport.Dialer {
+	urls := append([]string{url}, o.urls...)
+	return &transport.Dialer{URLs: urls, TLSConfig: o.tlsConfig, Heartbeat: o.heartbeat, Name: o.name}
+}
+
+func (o *options) backoff() transport.Backoff {
+	return transport.Backoff{Min: o.reconnectMin, Max: o.reconnectMax}
+}
+
+// WithEncoding sets the encoding of a client's requests: [codec.Gob] (the
+// default, as net/rpc) or [codec.JSON]. A server answers each request in the
+// encoding it came in, whatever this option says.
+func WithEncoding(e codec.Encoding) Option { return func(o *options) { o.encoding = e } }
+
+// WithDirectReplyTo makes a client receive replies through RabbitMQ's direct
+// reply-to (amq.rabbitmq.reply-to) instead of a private exclusive queue it
+// declares. Direct reply-to saves a queue per client; the default private
+// queue works on any AMQP 0-9-1 broker.
+func WithDirectReplyTo() Option { return func(o *options) { o.directReplyTo = true } }
+
+// WithPrefetch bounds the requests a server holds unacknowledged, and so runs
+// at once (default [DefaultPrefetch]).
+func WithPrefetch(n int) Option { return func(o *options) { o.prefetch = n } }
+
+// WithCallTimeout makes a client's call fail with [ErrTimeout] when no reply
+// has come after d, and sets each request's AMQP expiration to d so that a
+// request nobody took in time is never executed (default
+// [DefaultCallTimeout]; 0 means never).
+func WithCallTimeout(d time.Duration) Option { return func(o *options) { o.callTimeout = d } }
+
+// WithDefaultMethod names the service method ("Service.Method") a server runs
+// for a request with no type property. Without it such a request gets an
+// [ErrNoMethod] error reply.
+func WithDefaultMethod(serviceMethod string) Option {
+	return func(o *options) { o.defaultMethod = serviceMethod }
+}
+
+// WithURLs adds broker URLs, such as the other nodes of a cluster, to the one
+// passed to [Dial] or [Serve]. Every connection attempt tries them in turn.
+func WithURLs(urls ...string) Option {
+	return func(o *options) { o.urls = append(o.urls, urls...) }
+}
+
+// WithTLSConfig sets the TLS configuration for amqps:// URLs: a custom CA in
+// RootCAs, a client certificate for mutual TLS, a ServerName (default: the
+// system roots and the URL's host).
+func WithTLSConfig(c *tls.Config) Option { return func(o *options) { o.tlsConfig = c } }
+
+// WithHeartbeat sets the AMQP heartbeat interval, which bounds how long a
+// dead connection goes unnoticed (default 5s).
+func WithHeartbeat(d time.Duration) Option { return func(o *options) { o.heartbeat = d } }
+
+// WithConfirms turns on publisher confirms. A client then fails a call with
+// [ErrNacked] when the broker refuses its request; a server acknowledges a
+// request only once the broker has confirmed its reply. Off by default.
+func WithConfirms() Option { return func(o *options) { o.confirms = true } }
+
+// WithTransientQueue makes a server declare its request queue non-durable,
+// so it disappears with a broker restart. By default the queue is a durable
+// classic queue.
+func WithTransientQueue() Option { return func(o *options) { o.transient = true } }
+
+// WithQuorumQueue makes a server declare its request queue as a replicated
+// quorum queue (x-queue-type: quorum), for clusters.
+func WithQuorumQueue() Option { return func(o *options) { o.quorum = true } }
+
+// WithMaxBodySize bounds request and reply bodies in bytes (default
+// [DefaultMaxBodySize]). A larger request gets an [ErrBodyTooLarge] error
+// reply; a larger reply becomes one.
+func WithMaxBodySize(n int) Option { return func(o *options) { o.maxBody = n } }
+
+// WithReconnectBackoff sets the delays between reconnect attempts: from min,
+// doubling up to max, each drawn at random from its upper half (default
+// [DefaultReconnectMin], [DefaultReconnectMax]).
+func WithReconnectBackoff(min, max time.Duration) Option {
+	return func(o *options) { o.reconnectMin, o.reconnectMax = min, max }
+}
+
+// WithConnectionName sets the connection_name the broker shows for
+// connections the client or server opens.
+func WithConnectionName(name string) Option { return func(o *options) { o.name = name } }
+
+// WithLogger makes the client or server log connection losses, reconnects
+// and dropped messages to l. By default nothing is logged.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }

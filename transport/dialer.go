@@ -1,0 +1,158 @@
+package transport
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// Defaults of a Dialer's zero fields.
+const (
+	DefaultDialTimeout  = 10 * time.Second
+	DefaultHeartbeat    = 5 * time.Second
+	DefaultWriteTimeout = 15 * time.Second
+)
+
+// ErrNoURL is returned by a Dialer that was given no broker URL.
+var ErrNoURL = errors.New("amqprpc: no broker URL")
+
+// Dialer opens connections to a broker, trying each of its URLs in turn.
+// After a success it starts the next round at the URL that worked.
+type Dialer struct {
+	URLs      []string
+	TLSConfig *tls.Config   // for amqps:// URLs; nil means the system roots
+	Heartbeat time.Duration // 0 means DefaultHeartbeat
+	// Timeout bounds the TCP connect, TLS and AMQP handshakes of one URL;
+	// 0 means DefaultDialTimeout.
+	Timeout time.Duration
+	// WriteTimeout bounds every write to the socket, so a peer that stops
+	// reading (a black-holed network, a blocked broker) fails the connection
+	// instead of blocking a publisher forever; 0 means DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	Name         string // the connection_name shown by the broker
+
+	mu   sync.Mutex // guards next
+	next int        // index of the URL to try first
+}
+
+// Dial connects to the first URL that accepts, in turn from the last good one.
+// Errors name each URL with its password redacted. Cancelling ctx abandons
+// the attempt at once, mid-handshake included.
+func (d *Dialer) Dial(ctx context.Context) (*amqp.Connection, error) {
+	if len(d.URLs) == 0 {
+		return nil, ErrNoURL
+	}
+	d.mu.Lock()
+	first := d.next
+	d.mu.Unlock()
+	var errs []error
+	for i := range d.URLs {
+		idx := (first + i) % len(d.URLs)
+		if err := ctx.Err(); err != nil {
+			return nil, errorf("connect: %w", err)
+		}
+		conn, err := d.dialOne(ctx, d.URLs[idx])
+		if err == nil {
+			d.mu.Lock()
+			d.next = idx
+			d.mu.Unlock()
+			return conn, nil
+		}
+		errs = append(errs, err)
+	}
+	if len(errs) == 1 {
+		return nil, errs[0]
+	}
+	return nil, errors.Join(errs...)
+}
+
+func (d *Dialer) dialOne(ctx context.Context, rawURL string) (*amqp.Connection, error) {
+	if _, err := amqp.ParseURI(rawURL); err != nil {
+		// The parser's error quotes the URL; keep only our redacted form.
+		return nil, &DialError{URL: RedactURL(rawURL), text: "invalid AMQP URL (want amqp://user:password@host:port/vhost; reserved characters in the user or password must be percent-encoded)"}
+	}
+	timeout := orDefault(d.Timeout, DefaultDialTimeout)
+	writeTimeout := orDefault(d.WriteTimeout, DefaultWriteTimeout)
+	var stops []func() bool
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	cfg := amqp.Config{
+		Heartbeat:       orDefault(d.Heartbeat, DefaultHeartbeat),
+		TLSClientConfig: d.TLSConfig,
+		Locale:          "en_US",
+		Properties:      amqp.Table{"product": "amqprpc"},
+		Dial: func(network, addr string) (net.Conn, error) {
+			nd := net.Dialer{Timeout: timeout}
+			c, err := nd.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			// The deadline bounds the TLS and AMQP handshakes; amqp091-go
+			// clears it once the connection is open.
+			if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+				c.Close()
+				return nil, err
+			}
+			stops = append(stops, context.AfterFunc(ctx, func() { c.Close() }))
+			return &deadlineConn{Conn: c, timeout: writeTimeout}, nil
+		},
+	}
+	if d.Name != "" {
+		cfg.Properties["connection_name"] = d.Name
+	}
+	conn, err := amqp.DialConfig(rawURL, cfg)
+	if err != nil {
+		return nil, &DialError{URL: RedactURL(rawURL), text: scrub(err.Error(), rawURL), err: err}
+	}
+	return conn, nil
+}
+
+// DialError reports a failure to connect to one broker URL. Its text never
+// holds the URL's password.
+type DialError struct {
+	URL  string // the URL with its password redacted
+	text string // the cause, scrubbed of the password
+	err  error
+}
+
+// Error returns "amqprpc: connect to URL: cause".
+func (e *DialError) Error() string { return "amqprpc: connect to " + e.URL + ": " + e.text }
+
+// Unwrap returns the underlying error, so errors.As finds, say, an
+// x509.UnknownAuthorityError or an *amqp.Error.
+func (e *DialError) Unwrap() error { return e.err }
+
+// deadlineConn sets a write deadline before every write, so that no write to
+// a broker can block longer than timeout.
+type deadlineConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *deadlineConn) Write(b []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(b)
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// errorf wraps err with context, as every error of this package does.
+func errorf(format string, args ...any) error {
+	return fmt.Errorf("amqprpc: "+format, args...)
+}

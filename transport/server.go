@@ -1,0 +1,417 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// QueueConfig says how a Server declares its request queue.
+type QueueConfig struct {
+	Name string
+	// Durable makes the queue survive a broker restart. Quorum queues are
+	// always durable.
+	Durable bool
+	// Quorum declares a replicated quorum queue (x-queue-type: quorum).
+	Quorum bool
+}
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	// Conn is a connection the Server borrows (see ClientConfig.Conn);
+	// when nil the Server dials with Dialer and reconnects after a loss.
+	Conn   *amqp.Connection
+	Dialer *Dialer
+	Queue  QueueConfig
+	// Prefetch bounds the requests delivered and not yet acknowledged.
+	Prefetch int
+	// Confirm acknowledges a request only once the broker has confirmed
+	// its reply.
+	Confirm     bool
+	Backoff     Backoff
+	OpenTimeout time.Duration // 0 means DefaultDialTimeout
+	Logger      *slog.Logger
+}
+
+// Request is a delivery from the request queue, tied to the session that
+// delivered it: it can only be acknowledged there.
+type Request struct {
+	amqp.Delivery
+	sess *serverSession
+}
+
+// Server consumes a request queue and publishes replies. One goroutine owns
+// its sessions and reconnects after a loss; Next is called by one reader
+// goroutine and Respond from any.
+type Server struct {
+	cfg ServerConfig
+	log *slog.Logger
+
+	mu      sync.Mutex     // guards sess, changed and lastErr
+	sess    *serverSession // nil while between connections
+	changed chan struct{}  // closed (and replaced) whenever sess changes
+	lastErr error
+
+	ctx      context.Context // cancelled by Close
+	cancel   context.CancelFunc
+	stopping chan struct{} // closed by Stop
+	stopOnce sync.Once
+	drained  atomic.Bool   // Next has cancelled the consumer and drained it
+	stopped  chan struct{} // closed when the owning goroutine has ended
+}
+
+type serverSession struct {
+	gen        uint64
+	conn       *amqp.Connection
+	owned      bool
+	ch         *amqp.Channel
+	tag        string
+	deliveries <-chan amqp.Delivery
+	closes     chan *amqp.Error
+	blockings  chan amqp.Blocking
+	confirms   chan amqp.Confirmation
+
+	pubMu sync.Mutex          // makes a publish and its confirm tag one step; guards acks
+	acks  map[uint64]*Request // confirm delivery tag -> request to settle
+}
+
+// NewServer connects, declares the queue and starts consuming. A first
+// connection that fails is an error.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Conn == nil && cfg.Dialer == nil {
+		return nil, ErrNoURL
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      loggerOrDiscard(cfg.Logger),
+		changed:  make(chan struct{}),
+		stopping: make(chan struct{}),
+		stopped:  make(chan struct{}),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	sess, err := s.open(1)
+	if err != nil {
+		s.cancel()
+		return nil, err
+	}
+	s.sess = sess
+	go s.run(sess)
+	return s, nil
+}
+
+// Next returns the next request. After Stop it cancels the consumer, returns
+// every request delivered but not yet taken to the queue (nack with
+// requeue), and then returns ErrStopped; after Close it returns ErrClosed.
+func (s *Server) Next() (*Request, error) {
+	for {
+		if s.ctx.Err() != nil {
+			return nil, ErrClosed
+		}
+		s.mu.Lock()
+		sess, changed := s.sess, s.changed
+		s.mu.Unlock()
+		select {
+		case <-s.stopping:
+			s.drain(sess)
+			return nil, ErrStopped
+		default:
+		}
+		var deliveries <-chan amqp.Delivery
+		if sess != nil {
+			deliveries = sess.deliveries
+		}
+		select {
+		case d, ok := <-deliveries:
+			if ok {
+				return &Request{Delivery: d, sess: sess}, nil
+			}
+			// The session is ending; wait until its goroutine replaces it.
+			select {
+			case <-changed:
+			case <-s.stopping:
+			case <-s.ctx.Done():
+			}
+		case <-changed:
+		case <-s.stopping:
+		case <-s.ctx.Done():
+		}
+	}
+}
+
+// drain cancels the consumer and requeues what it had delivered.
+func (s *Server) drain(sess *serverSession) {
+	if sess == nil || !s.drained.CompareAndSwap(false, true) {
+		return
+	}
+	if err := sess.ch.Cancel(sess.tag, false); err != nil {
+		// The channel is gone, and with it every unacknowledged delivery
+		// went back to the queue.
+		return
+	}
+	n := 0
+	for d := range sess.deliveries {
+		_ = d.Nack(false, true)
+		n++
+	}
+	if n > 0 {
+		s.log.Info("amqprpc: returned prefetched requests to the queue", "queue", s.cfg.Queue.Name, "count", n)
+	}
+}
+
+// Stop makes Next drain the consumer and end, and stops reconnecting.
+// Replies to requests already taken can still be sent until Close.
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() { close(s.stopping) })
+}
+
+// Respond publishes msg to the request's reply_to, when it has one, and then
+// acknowledges the request; with confirms on, the acknowledgement waits for
+// the broker's confirm of the reply and a nacked reply requeues the request.
+// A request whose session has ended is not acknowledged: the broker has
+// already put it back in the queue.
+func (s *Server) Respond(req *Request, msg *amqp.Publishing) error {
+	if req.ReplyTo == "" {
+		return ackRequest(req)
+	}
+	s.mu.Lock()
+	cur := s.sess
+	s.mu.Unlock()
+	if cur == nil {
+		return errorf("reply to %q: %w", req.ReplyTo, ErrNotConnected)
+	}
+	if cur.confirms == nil {
+		if err := cur.ch.Publish("", req.ReplyTo, false, false, *msg); err != nil {
+			return errorf("reply to %q: %w", req.ReplyTo, err)
+		}
+		return ackRequest(req)
+	}
+	cur.pubMu.Lock()
+	defer cur.pubMu.Unlock()
+	tag := cur.ch.GetNextPublishSeqNo()
+	if err := cur.ch.Publish("", req.ReplyTo, false, false, *msg); err != nil {
+		return errorf("reply to %q: %w", req.ReplyTo, err)
+	}
+	cur.acks[tag] = req
+	return nil
+}
+
+// ackRequest acknowledges req on the channel that delivered it.
+func ackRequest(req *Request) error {
+	if err := req.Ack(false); err != nil && !errors.Is(err, amqp.ErrClosed) {
+		return errorf("ack request: %w", err)
+	}
+	return nil
+}
+
+// Close stops consuming, closes the channel and any owned connection, and
+// waits for the Server's goroutine. Unacknowledged requests go back to the
+// queue. Close is idempotent.
+func (s *Server) Close() error {
+	s.Stop()
+	s.cancel()
+	<-s.stopped
+	return nil
+}
+
+func (s *Server) run(sess *serverSession) {
+	defer close(s.stopped)
+	for {
+		err := s.watch(sess)
+		s.setSession(nil, err)
+		sess.close()
+		if s.ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("amqprpc: server session lost", "queue", s.cfg.Queue.Name, "gen", sess.gen, "err", err)
+		select {
+		case <-s.stopping:
+			// Draining: requests taken on the lost session cannot be
+			// acknowledged on a new one, so there is nothing to reconnect for.
+			<-s.ctx.Done()
+			return
+		default:
+		}
+		if sess = s.reconnect(sess.gen + 1); sess == nil {
+			return
+		}
+		s.log.Info("amqprpc: server reconnected", "queue", s.cfg.Queue.Name, "gen", sess.gen)
+	}
+}
+
+func (s *Server) setSession(sess *serverSession, err error) {
+	s.mu.Lock()
+	s.sess = sess
+	s.lastErr = err
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// watch drains the session's notifications until it ends or Close is called.
+func (s *Server) watch(sess *serverSession) error {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return ErrClosed
+		case conf, ok := <-sess.confirms:
+			if ok {
+				sess.settle(conf)
+			}
+		case b, ok := <-sess.blockings:
+			if ok {
+				s.log.Warn("amqprpc: connection.blocked changed", "blocked", b.Active, "reason", b.Reason)
+			}
+		case e, ok := <-sess.closes:
+			if !ok || e == nil {
+				return errorf("%w: channel closed", ErrConnectionLost)
+			}
+			return errorf("%w: %w", ErrConnectionLost, e)
+		}
+	}
+}
+
+// settle acknowledges a request once its reply is confirmed, or requeues it
+// when the broker refused the reply.
+func (sess *serverSession) settle(conf amqp.Confirmation) {
+	sess.pubMu.Lock()
+	req := sess.acks[conf.DeliveryTag]
+	delete(sess.acks, conf.DeliveryTag)
+	sess.pubMu.Unlock()
+	if req == nil {
+		return
+	}
+	if conf.Ack {
+		_ = ackRequest(req)
+		return
+	}
+	_ = req.Nack(false, true)
+}
+
+func (s *Server) reconnect(gen uint64) *serverSession {
+	for attempt := 0; ; attempt++ {
+		t := time.NewTimer(s.cfg.Backoff.Delay(attempt))
+		select {
+		case <-s.ctx.Done():
+			t.Stop()
+			return nil
+		case <-s.stopping:
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		if s.cfg.Conn != nil && s.cfg.Conn.IsClosed() {
+			s.mu.Lock()
+			s.lastErr = errorf("%w: the borrowed connection is closed", ErrConnectionLost)
+			s.mu.Unlock()
+			return nil
+		}
+		sess, err := s.open(gen)
+		if err != nil {
+			s.mu.Lock()
+			s.lastErr = err
+			s.mu.Unlock()
+			s.log.Warn("amqprpc: server reconnect failed", "queue", s.cfg.Queue.Name, "attempt", attempt+1, "err", err)
+			continue
+		}
+		s.setSession(sess, nil)
+		return sess
+	}
+}
+
+// Err returns why the Server is not connected, or nil.
+func (s *Server) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastErr
+}
+
+func (s *Server) open(gen uint64) (sess *serverSession, err error) {
+	sess = &serverSession{gen: gen, conn: s.cfg.Conn}
+	if sess.conn == nil {
+		if sess.conn, err = s.cfg.Dialer.Dial(s.ctx); err != nil {
+			return nil, err
+		}
+		sess.owned = true
+	}
+	defer func() {
+		if err != nil {
+			sess.close()
+		}
+	}()
+	guard := time.AfterFunc(orDefault(s.cfg.OpenTimeout, DefaultDialTimeout), func() {
+		if sess.owned {
+			_ = sess.conn.CloseDeadline(time.Now())
+		}
+	})
+	defer guard.Stop()
+
+	if sess.ch, err = sess.conn.Channel(); err != nil {
+		return nil, errorf("open channel: %w", err)
+	}
+	if err = sess.ch.Qos(s.cfg.Prefetch, 0, false); err != nil {
+		return nil, errorf("set prefetch %d: %w", s.cfg.Prefetch, err)
+	}
+	if s.cfg.Confirm {
+		if err = sess.ch.Confirm(false); err != nil {
+			return nil, errorf("enable publisher confirms: %w", err)
+		}
+		sess.acks = make(map[uint64]*Request)
+		sess.confirms = sess.ch.NotifyPublish(make(chan amqp.Confirmation, 256))
+	}
+	if err = declareQueue(sess.ch, s.cfg.Queue); err != nil {
+		return nil, err
+	}
+	sess.tag = consumerTag(s.cfg.Queue.Name)
+	if sess.deliveries, err = sess.ch.Consume(s.cfg.Queue.Name, sess.tag, false, false, false, false, nil); err != nil {
+		return nil, errorf("consume %q: %w", s.cfg.Queue.Name, err)
+	}
+	sess.closes = sess.ch.NotifyClose(make(chan *amqp.Error, 1))
+	if sess.owned {
+		sess.blockings = sess.conn.NotifyBlocked(make(chan amqp.Blocking, 4))
+	}
+	return sess, nil
+}
+
+// declareQueue declares the request queue. A declaration that conflicts with
+// the existing queue fails with the broker's PRECONDITION_FAILED text, which
+// names the argument that differs.
+func declareQueue(ch *amqp.Channel, q QueueConfig) error {
+	var args amqp.Table
+	durable := q.Durable
+	kind := "classic"
+	if q.Quorum {
+		args = amqp.Table{"x-queue-type": "quorum"}
+		durable = true
+		kind = "quorum"
+	}
+	if _, err := ch.QueueDeclare(q.Name, durable, false, false, false, args); err != nil {
+		return errorf("declare %s queue %q (durable=%v): %w", kind, q.Name, durable, err)
+	}
+	return nil
+}
+
+// consumerTag names a consumer so an operator can tell amqprpc servers apart
+// in the management UI.
+func consumerTag(queue string) string {
+	tag := "amqprpc-server-" + queue
+	if len(tag) > 200 {
+		tag = tag[:200]
+	}
+	return tag + "-" + uuid.NewString()
+}
+
+func (sess *serverSession) close() {
+	if sess.owned {
+		closeConn(sess.conn)
+		return
+	}
+	if sess.ch != nil {
+		_ = sess.ch.Close()
+	}
+}

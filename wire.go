@@ -1,0 +1,66 @@
+package amqprpc
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+)
+
+// ErrorHeader is the header of a reply that carries a failed call's error
+// text instead of a body.
+const ErrorHeader = "x-rpc-error"
+
+// maxErrorText bounds the error text a server puts in a reply header, which
+// must fit in one AMQP frame.
+const maxErrorText = 16 << 10
+
+// maxShortString is AMQP's limit on a queue name or a short string property.
+const maxShortString = 255
+
+// checkQueueName rejects names the broker would refuse.
+func checkQueueName(queue string) error {
+	switch {
+	case queue == "":
+		return errors.New("amqprpc: empty queue name")
+	case len(queue) > maxShortString:
+		return fmt.Errorf("amqprpc: queue name of %d bytes, AMQP allows %d", len(queue), maxShortString)
+	case strings.HasPrefix(queue, "amq."):
+		return fmt.Errorf("amqprpc: queue name %q: the amq. prefix is reserved by the broker", queue)
+	}
+	return nil
+}
+
+// headerText reads a string header as AMQP clients in any language send it.
+func headerText(v any) string {
+	switch s := v.(type) {
+	case string:
+		return s
+	case []byte:
+		return string(s)
+	case nil:
+		return ""
+	}
+	return fmt.Sprint(v)
+}
+
+// detail is an error's text without the amqprpc: prefix, for nesting in
+// another amqprpc error.
+func detail(err error) string {
+	return strings.TrimPrefix(err.Error(), "amqprpc: ")
+}
+
+// clip shortens hostile strings before they reach a log or an error.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+func loggerOrDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}
