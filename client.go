@@ -28,11 +28,17 @@ func Dial(url, queue string, opts ...Option) (*rpc.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	cc, err := newClientCodec(transport.ClientConfig{Dialer: o.dialer(url)}, queue, o)
+	cc, err := newClientCodec(clientConfig(url, o), queue, o)
 	if err != nil {
 		return nil, err
 	}
 	return rpc.NewClientWithCodec(cc), nil
+}
+
+// clientConfig is the transport configuration of a client that owns its
+// connections.
+func clientConfig(url string, o *options) transport.ClientConfig {
+	return transport.ClientConfig{Dialer: o.dialer(url)}
 }
 
 // NewClientCodec returns a net/rpc client codec that calls the service queue

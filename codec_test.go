@@ -1,0 +1,649 @@
+package amqprpc
+
+// End-to-end tests of net/rpc through a real RabbitMQ broker (AMQP_URL,
+// default amqp://guest:guest@127.0.0.1:5672/). Each test uses queues of its
+// own and removes them.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/rpc"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/amqprpc/amqprpc/codec"
+)
+
+func encodings(t *testing.T, f func(t *testing.T, enc codec.Encoding)) {
+	for _, e := range []codec.Encoding{codec.Gob, codec.JSON} {
+		t.Run(e.String(), func(t *testing.T) { f(t, e) })
+	}
+}
+
+func TestCallRoundTrip(t *testing.T) {
+	queue := testQueue(t)
+	startServer(t, newArith("s1"), queue)
+	encodings(t, func(t *testing.T, enc codec.Encoding) {
+		replyModes(t, func(t *testing.T, mode Option) {
+			client := dial(t, queue, WithEncoding(enc), mode)
+			var product int
+			if err := client.Call("Arith.Multiply", &Args{7, 8}, &product); err != nil || product != 56 {
+				t.Fatalf("Call(Arith.Multiply, 7*8) = %d, %v; want 56, nil", product, err)
+			}
+			var quo Quotient
+			if err := client.Call("Arith.Divide", &Args{17, 5}, &quo); err != nil || quo != (Quotient{3, 2}) {
+				t.Fatalf("Call(Arith.Divide, 17/5) = %+v, %v; want {3 2}, nil", quo, err)
+			}
+			// client.Go, as net/rpc users write it.
+			done := client.Go("Arith.Multiply", &Args{3, 4}, new(int), nil).Done
+			select {
+			case c := <-done:
+				if c.Error != nil || *c.Reply.(*int) != 12 {
+					t.Fatalf("Go(Arith.Multiply, 3*4) = %d, %v; want 12, nil", *c.Reply.(*int), c.Error)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Go(Arith.Multiply) did not complete")
+			}
+		})
+	})
+}
+
+func TestPayloadSizes(t *testing.T) {
+	queue := testQueue(t)
+	startServer(t, newArith("s1"), queue)
+	encodings(t, func(t *testing.T, enc codec.Encoding) {
+		client := dial(t, queue, WithEncoding(enc))
+		for _, n := range []int{0, 4 << 10, 256 << 10, 2 << 20} {
+			in := Payload{Data: bytes.Repeat([]byte{0xA5}, n), Note: strconv.Itoa(n)}
+			var out Payload
+			if err := client.Call("Arith.Echo", &in, &out); err != nil || !bytes.Equal(out.Data, in.Data) || out.Note != in.Note {
+				t.Fatalf("Call(Arith.Echo, %d bytes) = %d bytes %q, %v; want the payload back", n, len(out.Data), out.Note, err)
+			}
+		}
+	})
+}
+
+func TestServiceErrorIsServerError(t *testing.T) {
+	queue := testQueue(t)
+	startServer(t, newArith("s1"), queue)
+	client := dial(t, queue)
+	var quo Quotient
+	err := client.Call("Arith.Divide", &Args{1, 0}, &quo)
+	var se rpc.ServerError
+	if !errors.As(err, &se) || string(se) != "divide by zero" {
+		t.Fatalf("Call(Arith.Divide, 1/0) = %v (%T); want rpc.ServerError(\"divide by zero\")", err, err)
+	}
+	// The client goes on working after an error reply.
+	var product int
+	if err := client.Call("Arith.Multiply", &Args{2, 3}, &product); err != nil || product != 6 {
+		t.Fatalf("Call after an error = %d, %v; want 6, nil", product, err)
+	}
+}
+
+func TestUnknownServiceAndMethod(t *testing.T) {
+	queue := testQueue(t)
+	arith := newArith("s1")
+	startServer(t, arith, queue, WithPrefetch(1))
+	client := dial(t, queue)
+	for _, method := range []string{"Nope.Multiply", "Arith.Nope", "NoDot"} {
+		var r int
+		err := client.Call(method, &Args{1, 2}, &r)
+		var se rpc.ServerError
+		if !errors.As(err, &se) || !strings.Contains(string(se), "rpc:") {
+			t.Errorf("Call(%q) = %v; want net/rpc's rpc.ServerError", method, err)
+		}
+	}
+	// With prefetch 1 this only succeeds if the refused requests were acked.
+	var product int
+	if err := client.Call("Arith.Multiply", &Args{4, 5}, &product); err != nil || product != 20 {
+		t.Fatalf("Call after refused requests = %d, %v; want 20, nil", product, err)
+	}
+}
+
+func TestManyConcurrentCalls(t *testing.T) {
+	queue := testQueue(t)
+	startServer(t, newArith("s1"), queue)
+	encodings(t, func(t *testing.T, enc codec.Encoding) {
+		replyModes(t, func(t *testing.T, mode Option) {
+			client := dial(t, queue, WithEncoding(enc), mode)
+			const n = 500
+			calls := make([]*rpc.Call, n)
+			for i := range calls {
+				calls[i] = client.Go("Arith.Multiply", &Args{i, 3}, new(int), make(chan *rpc.Call, 1))
+			}
+			within(t, 60*time.Second, "500 concurrent calls", func() {
+				for i, c := range calls {
+					<-c.Done
+					if c.Error != nil || *c.Reply.(*int) != i*3 {
+						t.Errorf("call %d = %d, %v; want %d, nil", i, *c.Reply.(*int), c.Error, i*3)
+					}
+				}
+			})
+		})
+	})
+}
+
+func TestManyGoroutinesShareOneClient(t *testing.T) {
+	queue := testQueue(t)
+	startServer(t, newArith("s1"), queue)
+	client := dial(t, queue)
+	var wg sync.WaitGroup
+	errs := make(chan error, 1000)
+	for g := 0; g < 50; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 10; i++ {
+				var r int
+				if err := client.Call("Arith.Multiply", &Args{g, i}, &r); err != nil || r != g*i {
+					errs <- fmt.Errorf("Call(%d*%d) = %d, %v", g, i, r, err)
+				}
+			}
+		}()
+	}
+	within(t, 60*time.Second, "50 goroutines x 10 calls", wg.Wait)
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+func TestCompetingServers(t *testing.T) {
+	queue := testQueue(t)
+	a, b := newArith("a"), newArith("b")
+	startServer(t, a, queue, WithPrefetch(4))
+	startServer(t, b, queue, WithPrefetch(4))
+	waitForConsumers(t, queue, 2, nil)
+	client := dial(t, queue)
+	seen := map[string]int{}
+	calls := make([]*rpc.Call, 200)
+	for i := range calls {
+		calls[i] = client.Go("Arith.Who", &Args{}, new(string), make(chan *rpc.Call, 1))
+	}
+	for _, c := range calls {
+		<-c.Done
+		if c.Error != nil {
+			t.Fatalf("Call(Arith.Who) = %v", c.Error)
+		}
+		seen[*c.Reply.(*string)]++
+	}
+	if seen["a"] == 0 || seen["b"] == 0 || seen["a"]+seen["b"] != 200 {
+		t.Fatalf("answers by server = %v; want both a and b, 200 in all", seen)
+	}
+}
+
+func TestGobAndJSONCallersShareAQueue(t *testing.T) {
+	queue := testQueue(t)
+	startServer(t, newArith("s1"), queue)
+	gobClient := dial(t, queue, WithEncoding(codec.Gob))
+	jsonClient := dial(t, queue, WithEncoding(codec.JSON))
+	var wg sync.WaitGroup
+	for _, c := range []*rpc.Client{gobClient, jsonClient} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				var r int
+				if err := c.Call("Arith.Multiply", &Args{i, 2}, &r); err != nil || r != i*2 {
+					t.Errorf("Call(%d*2) = %d, %v", i, r, err)
+				}
+			}
+		}()
+	}
+	within(t, 30*time.Second, "gob and JSON callers", wg.Wait)
+}
+
+func TestNoSuchQueueFailsAtOnce(t *testing.T) {
+	queue := testQueue(t) // never declared
+	replyModes(t, func(t *testing.T, mode Option) {
+		client := dial(t, queue, mode, WithCallTimeout(time.Minute))
+		var r int
+		start := time.Now()
+		err := client.Call("Arith.Multiply", &Args{1, 2}, &r)
+		if !errors.Is(Cause(err), ErrNoQueue) || !strings.Contains(err.Error(), queue) {
+			t.Fatalf("Call to a missing queue = %v; want ErrNoQueue naming %q", err, queue)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Fatalf("Call to a missing queue took %v; want an immediate failure", d)
+		}
+		// The client survives.
+		if err := client.Call("Arith.Multiply", &Args{1, 2}, &r); !errors.Is(Cause(err), ErrNoQueue) {
+			t.Fatalf("second Call = %v; want ErrNoQueue again", err)
+		}
+	})
+}
+
+func TestQueueWithoutConsumerTimesOutAndExpires(t *testing.T) {
+	queue := testQueue(t)
+	conn, ch := rawConn(t)
+	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	client := dial(t, queue, WithCallTimeout(300*time.Millisecond))
+	var r int
+	err := client.Call("Arith.Multiply", &Args{1, 2}, &r)
+	if !errors.Is(Cause(err), ErrTimeout) || !strings.Contains(err.Error(), queue) {
+		t.Fatalf("Call with no consumer = %v; want ErrTimeout naming the queue", err)
+	}
+	// The request expires in the queue, so no server ever runs it late.
+	waitFor(t, 10*time.Second, "expired request leaves the queue", func() bool { return queueDepth(conn, queue) == 0 })
+}
+
+// TestRequestWireFormat plays the server with plain amqp091-go and checks
+// every property of a request.
+func TestRequestWireFormat(t *testing.T) {
+	queue := testQueue(t)
+	_, ch := rawConn(t)
+	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	requests := consumeRaw(t, ch, queue)
+	encodings(t, func(t *testing.T, enc codec.Encoding) {
+		replyModes(t, func(t *testing.T, mode Option) {
+			client := dial(t, queue, WithEncoding(enc), mode, WithCallTimeout(20*time.Second))
+			call := client.Go("Arith.Multiply", &Args{6, 7}, new(int), nil)
+			d := nextDelivery(t, requests, "request")
+			switch {
+			case d.Type != "Arith.Multiply":
+				t.Errorf("type = %q; want Arith.Multiply", d.Type)
+			case d.ContentType != enc.ContentType():
+				t.Errorf("content_type = %q; want %q", d.ContentType, enc.ContentType())
+			case d.CorrelationId == "":
+				t.Errorf("correlation_id is empty")
+			case d.ReplyTo == "":
+				t.Errorf("reply_to is empty")
+			case d.Expiration != "20000":
+				t.Errorf("expiration = %q; want 20000", d.Expiration)
+			case d.MessageId == "":
+				t.Errorf("message_id is empty")
+			}
+			var args Args
+			if err := new(codec.Codec).Unmarshal(enc, d.Body, &args); err != nil || args != (Args{6, 7}) {
+				t.Errorf("body = %q decodes to %+v, %v; want {6 7}", d.Body, args, err)
+			}
+			if enc == codec.JSON && string(d.Body) != `{"A":6,"B":7}` {
+				t.Errorf("JSON body = %q; want {\"A\":6,\"B\":7}", d.Body)
+			}
+			// Answer the way a foreign server would.
+			body, _ := json.Marshal(42)
+			if err := ch.Publish("", d.ReplyTo, false, false, amqp.Publishing{CorrelationId: d.CorrelationId, ContentType: "application/json", Body: body}); err != nil {
+				t.Fatal(err)
+			}
+			<-call.Done
+			if call.Error != nil || *call.Reply.(*int) != 42 {
+				t.Fatalf("Call answered by a raw server = %d, %v; want 42, nil", *call.Reply.(*int), call.Error)
+			}
+		})
+	})
+}
+
+// TestRawClientJSONDefaultMethod calls a Go server from plain amqp091-go with
+// a JSON body and no type, and checks the reply on the wire.
+func TestRawClientJSONDefaultMethod(t *testing.T) {
+	queue := testQueue(t)
+	startServer(t, newArith("s1"), queue, WithDefaultMethod("Arith.Multiply"))
+	_, ch := rawConn(t)
+	replyQ, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replies := consumeRaw(t, ch, replyQ.Name)
+	publish := func(p amqp.Publishing) {
+		t.Helper()
+		p.ReplyTo = replyQ.Name
+		if err := ch.Publish("", queue, false, false, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// No type, no content type: JSON and the default method.
+	publish(amqp.Publishing{CorrelationId: "c-1", Body: []byte(`{"A":6,"B":7}`)})
+	d := nextDelivery(t, replies, "reply to a call with no type")
+	if d.CorrelationId != "c-1" || d.ContentType != "application/json" || string(d.Body) != "42" || d.Headers[ErrorHeader] != nil {
+		t.Fatalf("reply = corr %q, type %q, body %q, headers %v; want c-1, application/json, 42, no error", d.CorrelationId, d.ContentType, d.Body, d.Headers)
+	}
+
+	// An explicit type and an error: the error header, an empty body.
+	publish(amqp.Publishing{CorrelationId: "c-2", Type: "Arith.Divide", ContentType: "application/json", Body: []byte(`{"A":1,"B":0}`)})
+	d = nextDelivery(t, replies, "error reply")
+	if d.CorrelationId != "c-2" || d.Headers[ErrorHeader] != "divide by zero" || len(d.Body) != 0 {
+		t.Fatalf("error reply = corr %q, headers %v, body %q; want c-2, x-rpc-error divide by zero, empty", d.CorrelationId, d.Headers, d.Body)
+	}
+
+	// A struct reply: one JSON value, no trailing newline.
+	publish(amqp.Publishing{CorrelationId: "c-3", Type: "Arith.Divide", ContentType: "application/json", Body: []byte(`{"A":17,"B":5}`)})
+	d = nextDelivery(t, replies, "struct reply")
+	if string(d.Body) != `{"Quo":3,"Rem":2}` {
+		t.Fatalf("struct reply body = %q; want {\"Quo\":3,\"Rem\":2}", d.Body)
+	}
+}
+
+// TestBadRequestsGetErrorReplies sends what a broken or hostile client might
+// and checks each gets one error reply, is acknowledged once, and leaves the
+// server serving.
+func TestBadRequestsGetErrorReplies(t *testing.T) {
+	queue := testQueue(t)
+	arith := newArith("s1")
+	startServer(t, arith, queue, WithPrefetch(1), WithMaxBodySize(1<<10))
+	_, ch := rawConn(t)
+	replyQ, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replies := consumeRaw(t, ch, replyQ.Name)
+	validGob, _ := new(codec.Codec).Marshal(nil, codec.Gob, &Args{2, 3})
+	tests := []struct {
+		name string
+		msg  amqp.Publishing
+		want string // prefix of the x-rpc-error header
+	}{
+		{"no type, no default", amqp.Publishing{ContentType: "application/json", Body: []byte(`{"A":1}`)}, ErrNoMethod.Error()},
+		{"malformed json", amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(`{"A":`)}, ErrMalformedRequest.Error()},
+		{"empty body", amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json"}, ErrMalformedRequest.Error()},
+		{"json of the wrong type", amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(`"a string"`)}, ErrMalformedRequest.Error()},
+		{"truncated gob", amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/x-gob", Body: validGob[:len(validGob)-2]}, ErrMalformedRequest.Error()},
+		{"garbage gob", amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/x-gob", Body: []byte("\x7f\xff\xff garbage")}, ErrMalformedRequest.Error()},
+		{"unknown content type", amqp.Publishing{Type: "Arith.Multiply", ContentType: "text/plain", Body: []byte("6*7")}, ErrUnsupportedContentType.Error()},
+		{"too large", amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: bytes.Repeat([]byte(" "), 2<<10)}, ErrBodyTooLarge.Error()},
+		{"type with no dot", amqp.Publishing{Type: "Multiply", ContentType: "application/json", Body: []byte(`{}`)}, "rpc: service/method request ill-formed"},
+		{"unknown method", amqp.Publishing{Type: "Arith.Nope", ContentType: "application/json", Body: []byte(`{}`)}, "rpc: can't find method"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.msg.CorrelationId = "bad-" + strconv.Itoa(i)
+			tt.msg.ReplyTo = replyQ.Name
+			if err := ch.Publish("", queue, false, false, tt.msg); err != nil {
+				t.Fatal(err)
+			}
+			d := nextDelivery(t, replies, "error reply")
+			got, _ := d.Headers[ErrorHeader].(string)
+			if d.CorrelationId != tt.msg.CorrelationId || !strings.HasPrefix(got, tt.want) {
+				t.Fatalf("reply = corr %q, %s %q; want corr %q, error starting %q", d.CorrelationId, ErrorHeader, got, tt.msg.CorrelationId, tt.want)
+			}
+		})
+	}
+	// Acknowledged once: nothing is redelivered, and with prefetch 1 a real
+	// call only gets through if every bad request was acknowledged.
+	noDelivery(t, replies, 300*time.Millisecond, "a second reply to a bad request")
+	client := dial(t, queue)
+	var r int
+	if err := client.Call("Arith.Multiply", &Args{6, 7}, &r); err != nil || r != 42 {
+		t.Fatalf("Call after bad requests = %d, %v; want 42, nil", r, err)
+	}
+}
+
+// TestRequestWithoutReplyToRuns checks that a request with no reply_to is
+// executed and acknowledged, its reply dropped.
+func TestRequestWithoutReplyToRuns(t *testing.T) {
+	queue := testQueue(t)
+	arith := newArith("s1")
+	startServer(t, arith, queue, WithPrefetch(1))
+	_, ch := rawConn(t)
+	if err := ch.Publish("", queue, false, false, amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(`{"A":2,"B":2}`)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the call without reply_to runs", func() bool { return arith.calls.Load() == 1 })
+	client := dial(t, queue)
+	var r int
+	if err := client.Call("Arith.Multiply", &Args{3, 3}, &r); err != nil || r != 9 {
+		t.Fatalf("Call after a request with no reply_to = %d, %v; want 9, nil (was it acknowledged?)", r, err)
+	}
+}
+
+// fakeServer answers requests on queue with whatever reply returns for them,
+// as a broken server in another language might.
+func fakeServer(t *testing.T, queue string, reply func(d amqp.Delivery) []amqp.Publishing) {
+	t.Helper()
+	_, ch := rawConn(t)
+	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	requests := consumeRaw(t, ch, queue)
+	go func() {
+		for d := range requests {
+			for _, p := range reply(d) {
+				if p.CorrelationId == "" {
+					p.CorrelationId = d.CorrelationId
+				}
+				_ = ch.Publish("", d.ReplyTo, false, false, p)
+			}
+		}
+	}()
+}
+
+func TestMalformedReplyFailsOnlyThatCall(t *testing.T) {
+	queue := testQueue(t)
+	validGob, _ := new(codec.Codec).Marshal(nil, codec.Gob, 42)
+	fakeServer(t, queue, func(d amqp.Delivery) []amqp.Publishing {
+		switch d.Type {
+		case "Bad.JSON":
+			return []amqp.Publishing{{ContentType: "application/json", Body: []byte(`{"trunc`)}}
+		case "Bad.Empty":
+			return []amqp.Publishing{{ContentType: "application/json"}}
+		case "Bad.Gob":
+			return []amqp.Publishing{{ContentType: "application/x-gob", Body: validGob[:len(validGob)-1]}}
+		case "Bad.ContentType":
+			return []amqp.Publishing{{ContentType: "text/csv", Body: []byte("42")}}
+		case "Bad.EmptyError":
+			return []amqp.Publishing{{ContentType: "application/json", Headers: amqp.Table{ErrorHeader: ""}}}
+		}
+		return []amqp.Publishing{{ContentType: "application/json", Body: []byte("42")}}
+	})
+	client := dial(t, queue, WithEncoding(codec.JSON))
+	for _, method := range []string{"Bad.JSON", "Bad.Empty", "Bad.Gob", "Bad.ContentType", "Bad.EmptyError"} {
+		var r int
+		err := client.Call(method, &Args{}, &r)
+		if !errors.Is(Cause(err), ErrMalformedReply) {
+			t.Errorf("Call(%q) = %v; want ErrMalformedReply", method, err)
+		}
+		if err := client.Call("Good.Call", &Args{}, &r); err != nil || r != 42 {
+			t.Fatalf("Call after %s = %d, %v; want 42, nil: the client must survive a bad reply", method, r, err)
+		}
+	}
+}
+
+func TestUnknownAndDuplicateRepliesAreDropped(t *testing.T) {
+	queue := testQueue(t)
+	fakeServer(t, queue, func(d amqp.Delivery) []amqp.Publishing {
+		return []amqp.Publishing{
+			{CorrelationId: "999999", ContentType: "application/json", Body: []byte("1")},
+			{CorrelationId: "not-a-number", ContentType: "application/json", Body: []byte("2")},
+			{ContentType: "application/json", Body: []byte("42")},
+			{ContentType: "application/json", Body: []byte("43")}, // a duplicate
+		}
+	})
+	client := dial(t, queue, WithEncoding(codec.JSON))
+	for i := 0; i < 5; i++ {
+		var r int
+		if err := client.Call("Any.Thing", &Args{}, &r); err != nil || r != 42 {
+			t.Fatalf("Call %d = %d, %v; want 42, nil", i, r, err)
+		}
+	}
+}
+
+func TestTimeoutThenLateReplyIsDropped(t *testing.T) {
+	queue := testQueue(t)
+	hold := make(chan amqp.Delivery, 1)
+	fakeServer(t, queue, func(d amqp.Delivery) []amqp.Publishing {
+		if d.Type == "Slow.Call" {
+			hold <- d
+			return nil
+		}
+		return []amqp.Publishing{{ContentType: "application/json", Body: []byte("7")}}
+	})
+	_, ch := rawConn(t)
+	client := dial(t, queue, WithEncoding(codec.JSON), WithCallTimeout(300*time.Millisecond))
+	var r int
+	start := time.Now()
+	err := client.Call("Slow.Call", &Args{}, &r)
+	if !errors.Is(Cause(err), ErrTimeout) {
+		t.Fatalf("Call(Slow.Call) = %v; want ErrTimeout", err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond || d > 5*time.Second {
+		t.Fatalf("Call(Slow.Call) timed out after %v; want about 300ms", d)
+	}
+	// The late reply arrives and must not be taken for a later call.
+	late := <-hold
+	if err := ch.Publish("", late.ReplyTo, false, false, amqp.Publishing{CorrelationId: late.CorrelationId, ContentType: "application/json", Body: []byte("666")}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := client.Call("Fast.Call", &Args{}, &r); err != nil || r != 7 {
+			t.Fatalf("Call(Fast.Call) after a late reply = %d, %v; want 7, nil", r, err)
+		}
+	}
+}
+
+func TestClientCloseReleasesEverything(t *testing.T) {
+	queue := testQueue(t)
+	arith := newArith("s1")
+	startServer(t, arith, queue)
+	conn, _ := rawConn(t)
+	replyModes(t, func(t *testing.T, mode Option) {
+		o, err := newOptions([]Option{mode})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc, err := newClientCodec(clientConfig(brokerURL(t), o), queue, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client := rpc.NewClientWithCodec(cc)
+		var r int
+		if err := client.Call("Arith.Multiply", &Args{2, 2}, &r); err != nil {
+			t.Fatal(err)
+		}
+		replyTo := cc.t.ReplyTo()
+		// A call in flight when the client closes fails at once.
+		pending := client.Go("Arith.Wait", &Args{1, 1}, new(int), nil)
+		<-arith.began
+		within(t, 5*time.Second, "Close", func() { client.Close() })
+		select {
+		case c := <-pending.Done:
+			if !errors.Is(c.Error, rpc.ErrShutdown) {
+				t.Errorf("call in flight at Close = %v; want rpc.ErrShutdown", c.Error)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("call in flight at Close did not end")
+		}
+		if err := client.Call("Arith.Multiply", &Args{2, 2}, &r); !errors.Is(err, rpc.ErrShutdown) {
+			t.Errorf("Call after Close = %v; want rpc.ErrShutdown", err)
+		}
+		if replyTo != "amq.rabbitmq.reply-to" {
+			waitFor(t, 5*time.Second, "reply queue deleted", func() bool { return consumerCount(conn, replyTo) == -1 })
+		}
+	})
+	arith.open()
+}
+
+func TestNewClientCodecOnABorrowedConnection(t *testing.T) {
+	queue := testQueue(t)
+	startServer(t, newArith("s1"), queue)
+	conn, _ := rawConn(t)
+	replyModes(t, func(t *testing.T, mode Option) {
+		cc, err := NewClientCodec(conn, queue, mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client := rpc.NewClientWithCodec(cc)
+		var r int
+		if err := client.Call("Arith.Multiply", &Args{5, 5}, &r); err != nil || r != 25 {
+			t.Fatalf("Call = %d, %v; want 25, nil", r, err)
+		}
+		client.Close()
+		if conn.IsClosed() {
+			t.Fatal("closing the client closed the borrowed connection")
+		}
+	})
+}
+
+func TestNewServerCodecOnABorrowedConnection(t *testing.T) {
+	queue := testQueue(t)
+	conn, _ := rawConn(t)
+	sc, err := NewServerCodec(conn, queue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := rpc.NewServer()
+	if err := srv.RegisterName("Arith", newArith("s1")); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.ServeCodec(sc)
+	}()
+	client := dial(t, queue)
+	var r int
+	if err := client.Call("Arith.Multiply", &Args{5, 6}, &r); err != nil || r != 30 {
+		t.Fatalf("Call = %d, %v; want 30, nil", r, err)
+	}
+	within(t, 10*time.Second, "server codec Close", func() { sc.Close() })
+	within(t, 10*time.Second, "ServeCodec to return", func() { <-served })
+	if conn.IsClosed() {
+		t.Fatal("closing the server codec closed the borrowed connection")
+	}
+}
+
+// TestServeShutdownFinishesCallsInFlight cancels Serve while calls run and
+// checks that they are answered and the prefetched requests go to another
+// server.
+func TestServeShutdownFinishesCallsInFlight(t *testing.T) {
+	queue := testQueue(t)
+	first := newArith("first")
+	stopFirst := startServer(t, first, queue, WithPrefetch(4))
+	client := dial(t, queue)
+	calls := make([]*rpc.Call, 8)
+	for i := range calls {
+		calls[i] = client.Go("Arith.Wait", &Args{i, 10}, new(int), make(chan *rpc.Call, 1))
+	}
+	for i := 0; i < 4; i++ { // the first server takes 4, its prefetch
+		<-first.began
+	}
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		stopFirst()
+	}()
+	select {
+	case <-stopped:
+		t.Fatal("Serve returned while calls were in flight")
+	case <-time.After(200 * time.Millisecond):
+	}
+	first.open() // the 4 calls in flight finish and reply
+	within(t, 20*time.Second, "Serve to return after its calls finish", func() { <-stopped })
+
+	second := newArith("second")
+	second.open()
+	startServer(t, second, queue, WithPrefetch(4))
+	within(t, 30*time.Second, "all calls", func() {
+		for i, c := range calls {
+			<-c.Done
+			if c.Error != nil || *c.Reply.(*int) != i*10 {
+				t.Errorf("call %d = %d, %v; want %d, nil", i, *c.Reply.(*int), c.Error, i*10)
+			}
+		}
+	})
+	if got := first.calls.Load() + second.calls.Load(); got != 8 {
+		t.Fatalf("calls run = %d; want 8 (each once)", got)
+	}
+}
+
+func TestServeStopsWhenContextIsAlreadyDone(t *testing.T) {
+	queue := testQueue(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	within(t, 10*time.Second, "Serve with a done context", func() {
+		if err := Serve(ctx, rpc.NewServer(), brokerURL(t), queue); err != nil {
+			t.Errorf("Serve = %v; want nil", err)
+		}
+	})
+}
