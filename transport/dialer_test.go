@@ -1,0 +1,81 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDialErrorsNameURLWithoutPassword(t *testing.T) {
+	const secret = "Sup3rS3cret"
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // now nothing listens there
+	d := &Dialer{URLs: []string{
+		"amqp://user:" + secret + "@" + addr + "/",
+		"amqp://user:" + secret + "@[::1:bad/",
+		"http://user:" + secret + "@" + addr + "/",
+	}, Timeout: 2 * time.Second}
+	_, err = d.Dial(context.Background())
+	if err == nil {
+		t.Fatal("Dial = nil; want an error")
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Fatalf("Dial error %q contains the password", err)
+	}
+	if !strings.Contains(err.Error(), "amqp://user:xxxxx@"+addr) {
+		t.Fatalf("Dial error %q does not name the redacted URL", err)
+	}
+	var de *DialError
+	if !errors.As(err, &de) {
+		t.Fatalf("Dial error %T is no *DialError", err)
+	}
+}
+
+func TestDialStopsWhenCancelled(t *testing.T) {
+	// A listener that accepts and never speaks AMQP: the handshake hangs
+	// until the context is cancelled.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Dialer{URLs: []string{"amqp://guest:guest@" + l.Addr().String() + "/"}, Timeout: time.Minute}
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.Dial(ctx)
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // let the handshake start; nothing to wait on
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Dial = nil; want an error after cancel")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Dial did not return within 5s of cancel")
+	}
+}
+
+func TestDialNeedsAURL(t *testing.T) {
+	if _, err := (&Dialer{}).Dial(context.Background()); !errors.Is(err, ErrNoURL) {
+		t.Fatalf("Dial with no URL = %v; want ErrNoURL", err)
+	}
+}
