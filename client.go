@@ -391,33 +391,63 @@ func (c *clientCodec) armTimerLocked(deadline time.Time) {
 	c.timer.Reset(time.Until(deadline))
 }
 
-// expire runs on the timer: it fails every call past its deadline and sets
-// the timer for the next one.
+// expire runs on the timer: it fails every call past its deadline, saying
+// why as far as the client can tell, and sets the timer for the next one.
 func (c *clientCodec) expire() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
+		c.mu.Unlock()
 		return
 	}
 	c.timerAt = time.Time{}
 	expired := c.calls.popExpired(time.Now(), nil)
-	for _, cl := range expired {
-		c.ready = append(c.ready, response{seq: cl.seq, method: cl.method, err: c.timeoutText(cl)})
-	}
-	if len(expired) > 0 {
-		c.signal()
-	}
 	if next, ok := c.calls.nextDeadline(); ok {
 		c.armTimerLocked(next)
 	}
+	c.mu.Unlock()
+	if len(expired) == 0 {
+		return
+	}
+	// The expired calls are out of the pending set, so nothing else answers
+	// them while the broker is asked about the queue.
+	why := ""
+	for _, cl := range expired {
+		if cl.held == nil {
+			why = c.queueStateText()
+			break
+		}
+	}
+	c.mu.Lock()
+	for _, cl := range expired {
+		c.ready = append(c.ready, response{seq: cl.seq, method: cl.method, err: c.timeoutText(cl, why)})
+	}
+	c.mu.Unlock()
+	c.signal()
 }
 
-// timeoutText says why a call timed out, as far as the client can tell.
-func (c *clientCodec) timeoutText(cl *call) string {
+// inspectWait bounds the question a timeout asks the broker.
+const inspectWait = 500 * time.Millisecond
+
+// queueStateText describes the service queue for a timeout message.
+func (c *clientCodec) queueStateText() string {
+	st, err := c.t.InspectQueue(c.queue, inspectWait)
+	switch {
+	case err != nil:
+		return "the queue could not be inspected: " + detail(err)
+	case !st.Exists:
+		return "the queue no longer exists"
+	case st.Consumers == 0:
+		return fmt.Sprintf("the queue has no consumer, %d requests waiting", st.Messages)
+	}
+	return fmt.Sprintf("the queue has %d consumers, %d requests waiting", st.Consumers, st.Messages)
+}
+
+// timeoutText says why a call timed out.
+func (c *clientCodec) timeoutText(cl *call, queueState string) string {
 	if cl.held != nil {
 		return fmt.Sprintf("%v: %s waited %v for a connection to the broker", ErrTimeout, cl.method, c.timeout)
 	}
-	return fmt.Sprintf("%v: %s got no reply from queue %q within %v", ErrTimeout, cl.method, c.queue, c.timeout)
+	return fmt.Sprintf("%v: %s got no reply from queue %q within %v (%s)", ErrTimeout, cl.method, c.queue, c.timeout, queueState)
 }
 
 // lostText is the error text of a call lost with its session.

@@ -230,8 +230,8 @@ func TestQueueWithoutConsumerTimesOutAndExpires(t *testing.T) {
 	client := dial(t, queue, WithCallTimeout(300*time.Millisecond))
 	var r int
 	err := client.Call("Arith.Multiply", &Args{1, 2}, &r)
-	if !errors.Is(Cause(err), ErrTimeout) || !strings.Contains(err.Error(), queue) {
-		t.Fatalf("Call with no consumer = %v; want ErrTimeout naming the queue", err)
+	if !errors.Is(Cause(err), ErrTimeout) || !strings.Contains(err.Error(), queue) || !strings.Contains(err.Error(), "no consumer") {
+		t.Fatalf("Call with no consumer = %v; want ErrTimeout naming the queue and saying it has no consumer", err)
 	}
 	// The request expires in the queue, so no server ever runs it late.
 	waitFor(t, 10*time.Second, "expired request leaves the queue", func() bool { return queueDepth(conn, queue) == 0 })
@@ -484,8 +484,8 @@ func TestTimeoutThenLateReplyIsDropped(t *testing.T) {
 	var r int
 	start := time.Now()
 	err := client.Call("Slow.Call", &Args{}, &r)
-	if !errors.Is(Cause(err), ErrTimeout) {
-		t.Fatalf("Call(Slow.Call) = %v; want ErrTimeout", err)
+	if !errors.Is(Cause(err), ErrTimeout) || !strings.Contains(err.Error(), "has 1 consumers") {
+		t.Fatalf("Call(Slow.Call) = %v; want ErrTimeout saying the queue has 1 consumer", err)
 	}
 	if d := time.Since(start); d < 300*time.Millisecond || d > 5*time.Second {
 		t.Fatalf("Call(Slow.Call) timed out after %v; want about 300ms", d)
@@ -644,6 +644,58 @@ func TestServeStopsWhenContextIsAlreadyDone(t *testing.T) {
 	within(t, 10*time.Second, "Serve with a done context", func() {
 		if err := Serve(ctx, rpc.NewServer(), brokerURL(t), queue); err != nil {
 			t.Errorf("Serve = %v; want nil", err)
+		}
+	})
+}
+
+type InfoArgs struct {
+	N int
+	Delivery
+}
+
+type InfoReply struct {
+	N           int
+	MessageID   string
+	Redelivered bool
+}
+
+// Info reports the delivery its request arrived in.
+func (t *Arith) Info(args *InfoArgs, reply *InfoReply) error {
+	t.calls.Add(1)
+	*reply = InfoReply{N: args.N, MessageID: args.MessageID, Redelivered: args.Redelivered}
+	return nil
+}
+
+func TestServiceSeesDelivery(t *testing.T) {
+	queue := testQueue(t)
+	conn, ch := rawConn(t)
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	encodings(t, func(t *testing.T, enc codec.Encoding) {
+		client := dial(t, queue, WithEncoding(enc))
+		// A consumer of our own takes the request and dies without
+		// acknowledging it, so the broker delivers it again.
+		thief, err := conn.Channel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		taken, err := thief.Consume(queue, "", false, false, false, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		call := client.Go("Arith.Info", &InfoArgs{N: 5, Delivery: Delivery{MessageID: "forged", Redelivered: true}}, new(InfoReply), nil)
+		first := nextDelivery(t, taken, "request taken by the thief")
+		thief.Close()
+		startServer(t, newArith("s1"), queue)
+		<-call.Done
+		got := call.Reply.(*InfoReply)
+		if call.Error != nil || got.N != 5 || !got.Redelivered || got.MessageID != first.MessageId || got.MessageID == "" {
+			t.Fatalf("Info after a redelivery = %+v, %v; want N 5, Redelivered, MessageID %q", got, call.Error, first.MessageId)
+		}
+		var fresh InfoReply
+		if err := client.Call("Arith.Info", &InfoArgs{N: 6}, &fresh); err != nil || fresh.Redelivered || fresh.MessageID == "" || fresh.MessageID == first.MessageId {
+			t.Fatalf("Info on a first delivery = %+v, %v; want not redelivered, a new MessageID", fresh, err)
 		}
 	})
 }

@@ -166,6 +166,9 @@ func (c *serverCodec) ReadRequestBody(x any) error {
 	if err := c.bodies.Unmarshal(in.enc, in.req.Body, x); err != nil {
 		return fmt.Errorf("%w: %s: %s", ErrMalformedRequest, in.method, detail(err))
 	}
+	if d, ok := x.(deliveryReceiver); ok {
+		d.setDelivery(in.req.MessageId, in.req.Redelivered)
+	}
 	return nil
 }
 
