@@ -436,4 +436,3 @@ func loggerOrDiscard(l *slog.Logger) *slog.Logger {
 	}
 	return l
 }
-
