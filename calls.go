@@ -13,11 +13,18 @@ type call struct {
 	method   string
 	deadline time.Time // zero when the call never times out
 	// gen is the transport session that carried the request; 0 while the
-	// request waits in held for a connection.
-	gen        uint64
-	held       *amqp.Publishing
+	// request waits for a connection.
+	gen uint64
+	// msg is the request, kept while it may have to be published (again):
+	// while it waits for a connection and, with confirms on, until the
+	// broker confirms it.
+	msg        *amqp.Publishing
+	confirmed  bool
 	prev, next *call // deadline order
 }
+
+// waiting reports whether the call waits for a connection to be published.
+func (c *call) waiting() bool { return c.gen == 0 && c.msg != nil }
 
 // pendingCalls holds the client's calls by sequence number and, for those
 // with a deadline, in deadline order, so one timer serves them all. It is not

@@ -67,8 +67,9 @@ type clientCodec struct {
 	queue   string
 	timeout time.Duration
 	expires string // the timeout in milliseconds, for the expiration property
-	maxBody int
-	log     *slog.Logger
+	maxBody  int
+	confirms bool
+	log      *slog.Logger
 
 	mu      sync.Mutex // guards calls, lostGen, ready, closed and timerAt
 	calls   pendingCalls
@@ -101,8 +102,9 @@ func newClientCodec(cfg transport.ClientConfig, queue string, o *options) (*clie
 		enc:     o.encoding,
 		queue:   queue,
 		timeout: o.callTimeout,
-		maxBody: o.maxBody,
-		log:     loggerOrDiscard(o.logger),
+		maxBody:  o.maxBody,
+		confirms: o.confirms,
+		log:      loggerOrDiscard(o.logger),
 		wake:    make(chan struct{}, 1),
 	}
 	if c.timeout > 0 {
@@ -166,18 +168,26 @@ func (c *clientCodec) WriteRequest(r *rpc.Request, args any) error {
 	switch {
 	case err == nil:
 		cl.gen = gen
+		if c.confirms && !cl.confirmed {
+			cl.msg = keep(msg)
+		}
 		if gen <= c.lostGen {
-			c.failLocked(cl, fmt.Sprintf("%v: %s was sent on a connection that has since been lost", ErrConnectionLost, cl.method))
+			c.lostLocked(cl, nil)
 		}
 	case errors.Is(err, transport.ErrNotConnected):
-		held := *msg
-		held.Body = bytes.Clone(body)
-		cl.held = &held
+		cl.msg = keep(msg)
 	default:
 		c.calls.remove(cl.seq)
 		return err
 	}
 	return nil
+}
+
+// keep copies a request whose body lives in a reused buffer.
+func keep(msg *amqp.Publishing) *amqp.Publishing {
+	k := *msg
+	k.Body = bytes.Clone(msg.Body)
+	return &k
 }
 
 // ReadResponseHeader waits for the next response, real or made up.
@@ -286,11 +296,22 @@ func (c *clientCodec) Returned(ret *amqp.Return) {
 		ErrNoQueue, ret.RoutingKey, ret.Type, ret.ReplyCode, ret.ReplyText))
 }
 
-// Confirmed implements transport.ClientHandler.
+// Confirmed implements transport.ClientHandler: a nacked request fails its
+// call; an acked one no longer needs to be kept for publishing again.
 func (c *clientCodec) Confirmed(correlationID string, ack bool) {
 	if !ack {
 		c.failByID(correlationID, fmt.Sprintf("%v (queue %q)", ErrNacked, c.queue))
+		return
 	}
+	seq, err := strconv.ParseUint(correlationID, 10, 64)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	if cl := c.calls.get(seq); cl != nil {
+		cl.confirmed, cl.msg = true, nil
+	}
+	c.mu.Unlock()
 }
 
 // SessionLost implements transport.ClientHandler: calls published on the
@@ -305,24 +326,41 @@ func (c *clientCodec) SessionLost(gen uint64, err error) {
 		}
 	})
 	for _, cl := range lost {
-		c.failLocked(cl, fmt.Sprintf("%s (call %s)", lostText(err), cl.method))
+		c.lostLocked(cl, err)
 	}
 	c.mu.Unlock()
 }
 
+// lostLocked handles a call whose session is gone. With confirms on, a
+// request the broker never confirmed was never reported sent: it waits to be
+// published again. Any other call fails. c.mu must be held.
+func (c *clientCodec) lostLocked(cl *call, err error) {
+	if c.confirms && !cl.confirmed && cl.msg != nil {
+		cl.gen = 0
+		return
+	}
+	if err == nil {
+		c.failLocked(cl, fmt.Sprintf("%v: %s was sent on a connection that has since been lost", ErrConnectionLost, cl.method))
+		return
+	}
+	c.failLocked(cl, fmt.Sprintf("%s (call %s)", lostText(err), cl.method))
+}
+
 // SessionReady implements transport.ClientHandler: it publishes the requests
-// held while the client was between connections.
+// that waited while the client was between connections.
 func (c *clientCodec) SessionReady(gen uint64) {
 	c.mu.Lock()
-	var held []*call
+	var waiting []*call
+	var msgs []*amqp.Publishing
 	c.calls.each(func(cl *call) {
-		if cl.held != nil {
-			held = append(held, cl)
+		if cl.waiting() {
+			waiting = append(waiting, cl)
+			msgs = append(msgs, cl.msg)
 		}
 	})
 	c.mu.Unlock()
-	for _, cl := range held {
-		msg := cl.held
+	for i, cl := range waiting {
+		msg := msgs[i]
 		if !cl.deadline.IsZero() {
 			left := time.Until(cl.deadline).Milliseconds()
 			if left < 1 {
@@ -335,9 +373,12 @@ func (c *clientCodec) SessionReady(gen uint64) {
 		if c.calls.get(cl.seq) == cl {
 			switch {
 			case err == nil:
-				cl.held, cl.gen = nil, gen
+				cl.gen = gen
+				if !c.confirms || cl.confirmed {
+					cl.msg = nil
+				}
 				if gen <= c.lostGen {
-					c.failLocked(cl, fmt.Sprintf("%v: %s was sent on a connection that has since been lost", ErrConnectionLost, cl.method))
+					c.lostLocked(cl, nil)
 				}
 			case !errors.Is(err, transport.ErrNotConnected):
 				c.failLocked(cl, err.Error())
@@ -412,7 +453,7 @@ func (c *clientCodec) expire() {
 	// them while the broker is asked about the queue.
 	why := ""
 	for _, cl := range expired {
-		if cl.held == nil {
+		if !cl.waiting() {
 			why = c.queueStateText()
 			break
 		}
@@ -444,7 +485,7 @@ func (c *clientCodec) queueStateText() string {
 
 // timeoutText says why a call timed out.
 func (c *clientCodec) timeoutText(cl *call, queueState string) string {
-	if cl.held != nil {
+	if cl.waiting() {
 		return fmt.Sprintf("%v: %s waited %v for a connection to the broker", ErrTimeout, cl.method, c.timeout)
 	}
 	return fmt.Sprintf("%v: %s got no reply from queue %q within %v (%s)", ErrTimeout, cl.method, c.queue, c.timeout, queueState)

@@ -699,3 +699,49 @@ func TestServiceSeesDelivery(t *testing.T) {
 		}
 	})
 }
+
+func TestConfirmsOnBothSides(t *testing.T) {
+	queue := testQueue(t)
+	startServer(t, newArith("s1"), queue, WithConfirms())
+	replyModes(t, func(t *testing.T, mode Option) {
+		client := dial(t, queue, mode, WithConfirms())
+		calls := make([]*rpc.Call, 100)
+		for i := range calls {
+			calls[i] = client.Go("Arith.Multiply", &Args{i, 2}, new(int), make(chan *rpc.Call, 1))
+		}
+		within(t, 30*time.Second, "100 calls with confirms", func() {
+			for i, c := range calls {
+				<-c.Done
+				if c.Error != nil || *c.Reply.(*int) != 2*i {
+					t.Errorf("call %d = %d, %v; want %d", i, *c.Reply.(*int), c.Error, 2*i)
+				}
+			}
+		})
+	})
+}
+
+func TestConfirmsNackFailsTheCall(t *testing.T) {
+	queue := testQueue(t)
+	conn, ch := rawConn(t)
+	// A full queue that refuses more: the broker nacks the next publish.
+	_, err := ch.QueueDeclare(queue, false, false, false, false, amqp.Table{"x-max-length": int32(1), "x-overflow": "reject-publish"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := dial(t, queue, WithConfirms(), WithCallTimeout(3*time.Second))
+	first := client.Go("Arith.Multiply", &Args{1, 1}, new(int), nil) // fills the queue
+	waitFor(t, 5*time.Second, "the first request in the queue", func() bool { return queueDepth(conn, queue) == 1 })
+	var r int
+	start := time.Now()
+	err = client.Call("Arith.Multiply", &Args{2, 2}, &r)
+	if !errors.Is(Cause(err), ErrNacked) {
+		t.Fatalf("Call to a full reject-publish queue = %v; want ErrNacked", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("the nacked call took %v; want a prompt failure", d)
+	}
+	<-first.Done
+	if !errors.Is(Cause(first.Error), ErrTimeout) {
+		t.Fatalf("first call = %v; want ErrTimeout (nobody consumes)", first.Error)
+	}
+}
