@@ -1,20 +1,33 @@
-# make test: vet and every test, race detector on, against a local broker.
+# make test: vet, every test with the race detector, and a short run of each
+#            fuzz target, against a local broker.
 # make demo: the Arith example end to end through the broker.
 # Both start (or install, as root) RabbitMQ on 127.0.0.1:5672 first.
 
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
+FUZZTIME ?= 10s
 
-.PHONY: test demo broker vet
+.PHONY: test demo broker interop-deps vet fuzz
 
 broker:
 	@scripts/ensure-broker.sh
 
+# Python's pika and Node's amqplib for the cross-language tests.
+interop-deps:
+	@scripts/install-interop-deps.sh
+
 vet:
 	$(GO) vet ./...
 
-test: broker vet
+test: broker interop-deps vet
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(MAKE) --no-print-directory fuzz
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzServerRequest$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzClientReply$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzGobStream$$' -fuzztime $(FUZZTIME) ./codec
+	$(GO) test -run '^$$' -fuzz '^FuzzJSON$$' -fuzztime $(FUZZTIME) ./codec
 
 demo: broker
 	@mkdir -p bin

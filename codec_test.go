@@ -745,3 +745,31 @@ func TestConfirmsNackFailsTheCall(t *testing.T) {
 		t.Fatalf("first call = %v; want ErrTimeout (nobody consumes)", first.Error)
 	}
 }
+
+// TestConflictingQueueDeclaration: a queue declared otherwise (here
+// non-durable, as many servers in other languages do) is an error that says
+// what differs, not a crash.
+func TestConflictingQueueDeclaration(t *testing.T) {
+	queue := testQueue(t)
+	conn, ch := rawConn(t)
+	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	err := Serve(context.Background(), rpc.NewServer(), brokerURL(t), queue)
+	if err == nil || !strings.Contains(err.Error(), "durable") || !strings.Contains(err.Error(), "PRECONDITION_FAILED") {
+		t.Fatalf("Serve on a queue declared non-durable = %v; want an error naming durable and PRECONDITION_FAILED", err)
+	}
+	if _, err := NewServerCodec(conn, queue, WithQuorumQueue()); err == nil || !strings.Contains(err.Error(), "quorum") {
+		t.Fatalf("NewServerCodec(quorum) on a classic queue = %v; want an error naming the queue type", err)
+	}
+	if conn.IsClosed() {
+		t.Fatal("a refused declaration closed the borrowed connection")
+	}
+	// The matching declaration works.
+	startServer(t, newArith("s1"), queue, WithTransientQueue())
+	client := dial(t, queue)
+	var r int
+	if err := client.Call("Arith.Multiply", &Args{2, 21}, &r); err != nil || r != 42 {
+		t.Fatalf("Call = %d, %v; want 42, nil", r, err)
+	}
+}

@@ -327,28 +327,34 @@ func (c *Client) wait(d time.Duration) bool {
 // open makes a session: connection (unless borrowed), channel, reply queue
 // and consumer, and the notifications the Client must drain. Every step is
 // bounded: a broker that stops answering fails the attempt.
-func (c *Client) open(gen uint64) (s *clientSession, err error) {
-	s = &clientSession{gen: gen, conn: c.cfg.Conn}
+func (c *Client) open(gen uint64) (*clientSession, error) {
+	s := &clientSession{gen: gen, conn: c.cfg.Conn}
 	if s.conn == nil {
-		if s.conn, err = c.cfg.Dialer.Dial(c.ctx); err != nil {
+		conn, err := c.cfg.Dialer.Dial(c.ctx)
+		if err != nil {
 			return nil, err
 		}
-		s.owned = true
+		s.conn, s.owned = conn, true
 	}
-	defer func() {
-		if err != nil {
-			s.close()
-		}
-	}()
+	if err := c.setup(s); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// setup opens the session's channel and reply consumer, each step bounded
+// in time.
+func (c *Client) setup(s *clientSession) (err error) {
 	guard := s.guard(orDefault(c.cfg.OpenTimeout, DefaultDialTimeout))
 	defer guard.Stop()
 
 	if s.ch, err = s.conn.Channel(); err != nil {
-		return nil, errorf("open channel: %w", err)
+		return errorf("open channel: %w", err)
 	}
 	if c.cfg.Confirm {
 		if err = s.ch.Confirm(false); err != nil {
-			return nil, errorf("enable publisher confirms: %w", err)
+			return errorf("enable publisher confirms: %w", err)
 		}
 		s.tags = make(map[uint64]string)
 		s.confirms = s.ch.NotifyPublish(make(chan amqp.Confirmation, 256))
@@ -357,21 +363,21 @@ func (c *Client) open(gen uint64) (s *clientSession, err error) {
 	if !c.cfg.DirectReplyTo {
 		q, err := s.ch.QueueDeclare("", false, true, true, false, nil)
 		if err != nil {
-			return nil, errorf("declare reply queue: %w", err)
+			return errorf("declare reply queue: %w", err)
 		}
 		s.replyTo = q.Name
 	}
 	// Replies are consumed with no-ack: direct reply-to requires it, and a
 	// reply whose caller is gone has nowhere else to go.
 	if s.deliveries, err = s.ch.Consume(s.replyTo, "", true, true, false, false, nil); err != nil {
-		return nil, errorf("consume replies from %q: %w", s.replyTo, err)
+		return errorf("consume replies from %q: %w", s.replyTo, err)
 	}
 	s.returns = s.ch.NotifyReturn(make(chan amqp.Return, 64))
 	s.closes = s.ch.NotifyClose(make(chan *amqp.Error, 1))
 	if s.owned {
 		s.blockings = s.conn.NotifyBlocked(make(chan amqp.Blocking, 4))
 	}
-	return s, nil
+	return nil
 }
 
 // guard closes an owned connection if the steps of open take longer than d,

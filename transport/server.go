@@ -331,19 +331,25 @@ func (s *Server) Err() error {
 	return s.lastErr
 }
 
-func (s *Server) open(gen uint64) (sess *serverSession, err error) {
-	sess = &serverSession{gen: gen, conn: s.cfg.Conn}
+func (s *Server) open(gen uint64) (*serverSession, error) {
+	sess := &serverSession{gen: gen, conn: s.cfg.Conn}
 	if sess.conn == nil {
-		if sess.conn, err = s.cfg.Dialer.Dial(s.ctx); err != nil {
+		conn, err := s.cfg.Dialer.Dial(s.ctx)
+		if err != nil {
 			return nil, err
 		}
-		sess.owned = true
+		sess.conn, sess.owned = conn, true
 	}
-	defer func() {
-		if err != nil {
-			sess.close()
-		}
-	}()
+	if err := s.setup(sess); err != nil {
+		sess.close()
+		return nil, err
+	}
+	return sess, nil
+}
+
+// setup opens the session's channel, declares the queue and starts the
+// consumer, each step bounded in time.
+func (s *Server) setup(sess *serverSession) (err error) {
 	guard := time.AfterFunc(orDefault(s.cfg.OpenTimeout, DefaultDialTimeout), func() {
 		if sess.owned {
 			_ = sess.conn.CloseDeadline(time.Now())
@@ -352,30 +358,30 @@ func (s *Server) open(gen uint64) (sess *serverSession, err error) {
 	defer guard.Stop()
 
 	if sess.ch, err = sess.conn.Channel(); err != nil {
-		return nil, errorf("open channel: %w", err)
+		return errorf("open channel: %w", err)
 	}
 	if err = sess.ch.Qos(s.cfg.Prefetch, 0, false); err != nil {
-		return nil, errorf("set prefetch %d: %w", s.cfg.Prefetch, err)
+		return errorf("set prefetch %d: %w", s.cfg.Prefetch, err)
 	}
 	if s.cfg.Confirm {
 		if err = sess.ch.Confirm(false); err != nil {
-			return nil, errorf("enable publisher confirms: %w", err)
+			return errorf("enable publisher confirms: %w", err)
 		}
 		sess.acks = make(map[uint64]*Request)
 		sess.confirms = sess.ch.NotifyPublish(make(chan amqp.Confirmation, 256))
 	}
 	if err = declareQueue(sess.ch, s.cfg.Queue); err != nil {
-		return nil, err
+		return err
 	}
 	sess.tag = consumerTag(s.cfg.Queue.Name)
 	if sess.deliveries, err = sess.ch.Consume(s.cfg.Queue.Name, sess.tag, false, false, false, false, nil); err != nil {
-		return nil, errorf("consume %q: %w", s.cfg.Queue.Name, err)
+		return errorf("consume %q: %w", s.cfg.Queue.Name, err)
 	}
 	sess.closes = sess.ch.NotifyClose(make(chan *amqp.Error, 1))
 	if sess.owned {
 		sess.blockings = sess.conn.NotifyBlocked(make(chan amqp.Blocking, 4))
 	}
-	return sess, nil
+	return nil
 }
 
 // declareQueue declares the request queue. A declaration that conflicts with
