@@ -773,3 +773,40 @@ func TestConflictingQueueDeclaration(t *testing.T) {
 		t.Fatalf("Call = %d, %v; want 42, nil", r, err)
 	}
 }
+
+// forgedReplyTo looks like a direct reply-to address but names a process
+// that does not exist; RabbitMQ 3.10 closes the connection that publishes to
+// it with 541 INTERNAL_ERROR.
+const forgedReplyTo = "amq.rabbitmq.reply-to.g1h2AA5yZXBseUAyNzQ0OTQ1NAAAC3YAAAAAZXlgDg==.aQ3qjBUl3xbLkKwhGK4n9Q=="
+
+// TestPoisonReplyToIsRejected: a request whose reply_to crashes the
+// server's connection is run at most twice, then rejected, and the server
+// goes on serving.
+func TestPoisonReplyToIsRejected(t *testing.T) {
+	queue := testQueue(t)
+	arith := newArith("s1")
+	startServer(t, arith, queue, WithReconnectBackoff(10*time.Millisecond, 50*time.Millisecond))
+	_, ch := rawConn(t)
+	err := ch.Publish("", queue, false, false, amqp.Publishing{
+		Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(`{"A":6,"B":7}`),
+		ReplyTo: forgedReplyTo, CorrelationId: "1", MessageId: "poison-1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, _ := rawConn(t)
+	waitFor(t, 20*time.Second, "the poison request leaves the queue", func() bool {
+		return arith.calls.Load() >= 1 && queueDepth(conn, queue) == 0 && consumerCount(conn, queue) == 1
+	})
+	client := dial(t, queue, WithCallTimeout(20*time.Second))
+	var r int
+	if err := client.Call("Arith.Multiply", &Args{2, 3}, &r); err != nil || r != 6 {
+		t.Fatalf("Call after the poison request = %d, %v; want 6, nil", r, err)
+	}
+	runs := arith.calls.Load() - 1
+	// It must not come back again.
+	time.Sleep(time.Second) // watching for something that must not happen
+	if now := arith.calls.Load() - 1; now != runs || runs > 2 {
+		t.Fatalf("the poison request ran %d times, then %d; want at most 2, then no more", runs, now)
+	}
+}

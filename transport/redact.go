@@ -66,3 +66,11 @@ func findPassword(rawURL string) (pw string, start, end int) {
 	end = authStart + at
 	return rawURL[start:end], start, end
 }
+
+// clip shortens hostile strings before they reach a log or an error.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

@@ -64,6 +64,7 @@ type Server struct {
 	stopOnce sync.Once
 	drained  atomic.Bool   // Next has cancelled the consumer and drained it
 	stopped  chan struct{} // closed when the owning goroutine has ended
+	poison   *poisonGuard
 }
 
 type serverSession struct {
@@ -93,6 +94,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		changed:  make(chan struct{}),
 		stopping: make(chan struct{}),
 		stopped:  make(chan struct{}),
+		poison:   newPoisonGuard(),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	sess, err := s.open(1)
@@ -128,6 +130,11 @@ func (s *Server) Next() (*Request, error) {
 		}
 		select {
 		case d, ok := <-deliveries:
+			if ok && s.poison.poisonous(&d) {
+				s.log.Error("amqprpc: rejected a request whose reply_to crashed the broker connection twice", "queue", s.cfg.Queue.Name, "reply_to", clip(d.ReplyTo, 80), "message_id", clip(d.MessageId, 64))
+				_ = d.Reject(false)
+				continue
+			}
 			if ok {
 				return &Request{Delivery: d, sess: sess}, nil
 			}
@@ -184,6 +191,9 @@ func (s *Server) Respond(req *Request, msg *amqp.Publishing) error {
 	s.mu.Unlock()
 	if cur == nil {
 		return errorf("reply to %q: %w", req.ReplyTo, ErrNotConnected)
+	}
+	if risky(req.ReplyTo) {
+		s.poison.replied(&req.Delivery)
 	}
 	if cur.confirms == nil {
 		if err := cur.ch.Publish("", req.ReplyTo, false, false, *msg); err != nil {
@@ -271,6 +281,7 @@ func (s *Server) watch(sess *serverSession) error {
 			if !ok || e == nil {
 				return errorf("%w: channel closed", ErrConnectionLost)
 			}
+			s.poison.crashed(e)
 			return errorf("%w: %w", ErrConnectionLost, e)
 		}
 	}
