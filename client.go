@@ -61,12 +61,12 @@ func NewClientCodec(conn *amqp.Connection, queue string, opts ...Option) (rpc.Cl
 // that call's sequence with Error set, because any error from
 // ReadResponseHeader or ReadResponseBody would end the *rpc.Client for good.
 type clientCodec struct {
-	t       *transport.Client
-	bodies  codec.Codec
-	enc     codec.Encoding
-	queue   string
-	timeout time.Duration
-	expires string // the timeout in milliseconds, for the expiration property
+	t        *transport.Client
+	bodies   codec.Codec
+	enc      codec.Encoding
+	queue    string
+	timeout  time.Duration
+	expires  string // the timeout in milliseconds, for the expiration property
 	maxBody  int
 	confirms bool
 	log      *slog.Logger
@@ -99,13 +99,13 @@ func newClientCodec(cfg transport.ClientConfig, queue string, o *options) (*clie
 		return nil, err
 	}
 	c := &clientCodec{
-		enc:     o.encoding,
-		queue:   queue,
-		timeout: o.callTimeout,
+		enc:      o.encoding,
+		queue:    queue,
+		timeout:  o.callTimeout,
 		maxBody:  o.maxBody,
 		confirms: o.confirms,
 		log:      loggerOrDiscard(o.logger),
-		wake:    make(chan struct{}, 1),
+		wake:     make(chan struct{}, 1),
 	}
 	if c.timeout > 0 {
 		c.expires = strconv.FormatInt(c.timeout.Milliseconds(), 10)
