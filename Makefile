@@ -7,7 +7,7 @@ GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 FUZZTIME ?= 10s
 
-.PHONY: test demo broker interop-deps vet fuzz
+.PHONY: test demo broker interop-deps vet fuzz soak
 
 broker:
 	@scripts/ensure-broker.sh
@@ -36,3 +36,7 @@ demo: broker
 	@bin/arith-server & server=$$!; \
 	  trap 'kill -TERM $$server 2>/dev/null; wait $$server' EXIT; \
 	  bin/arith-client
+
+# 64 callers for 60 s; goroutines and heap must stay flat.
+soak: broker
+	AMQPRPC_SOAK=60s $(GO) test -race -count=1 -run '^TestSoak$$' -v .

@@ -20,6 +20,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// The test binary doubles as a server process for fault tests that
+	// kill a server (see startChildServer).
+	if queue := os.Getenv(childServerEnv); queue != "" {
+		os.Exit(runChildServer(queue))
+	}
 	goleak.VerifyTestMain(m)
 }
 
