@@ -23,11 +23,11 @@ func FuzzGobStream(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{0xf8, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		checkErr := checkGobStream(data)
+		_, _, checkErr := splitGobBody(data)
 		r := bytes.NewReader(data)
 		decErr := gob.NewDecoder(r).DecodeValue(reflect.Value{})
 		if decErr == nil && r.Len() == 0 && checkErr != nil {
-			t.Fatalf("checkGobStream(%x) = %v, but a gob decoder reads it as one value", data, checkErr)
+			t.Fatalf("splitGobBody(%x) = %v, but a gob decoder reads it as one value", data, checkErr)
 		}
 		_ = c.Unmarshal(Gob, data, nil)
 		var p pair

@@ -8,7 +8,10 @@ import (
 // A gob stream is a run of messages, each a byte count followed by that many
 // bytes. A message starts with a type id: negative for a type definition,
 // positive for a value. A self-contained body is zero or more definitions and
-// then exactly one value.
+// then one value. The value usually fills one message, but not always: when
+// it holds an interface whose concrete type is new to the encoder, gob ends
+// the message inside the value, with that type's definition, and goes on in
+// further messages.
 
 // errShortGob is returned when a gob integer runs past the end of the data.
 var errShortGob = errors.New("integer runs past the end")
@@ -19,28 +22,32 @@ type gobMessage struct {
 	typeID     int64 // negative for a type definition
 }
 
-// checkGobStream verifies the framing of a self-contained gob body without
-// decoding it: every count lies within the data, definitions come first and
-// exactly one value ends the stream. It guards the decoder against truncated
-// bodies and counts that claim more bytes than there are.
-func checkGobStream(data []byte) error {
+// splitGobBody verifies the framing of a gob body without decoding it (every
+// count lies within the data and the last message ends it; some message
+// after the leading definitions carries a value) and returns where the
+// value starts and whether it fills exactly one message. It guards the
+// decoder against truncated bodies and counts that claim more bytes than
+// there are.
+func splitGobBody(data []byte) (value int, single bool, err error) {
 	if len(data) == 0 {
-		return fmt.Errorf("%w: empty gob body", ErrMalformedBody)
+		return 0, false, fmt.Errorf("%w: empty gob body", ErrMalformedBody)
 	}
+	value = -1
 	for off := 0; off < len(data); {
 		m, err := nextGobMessage(data, off)
 		if err != nil {
-			return fmt.Errorf("%w: gob message at byte %d: %v", ErrMalformedBody, off, err)
+			return 0, false, fmt.Errorf("%w: gob message at byte %d: %v", ErrMalformedBody, off, err)
 		}
-		if m.typeID > 0 {
-			if m.end != len(data) {
-				return fmt.Errorf("%w: %d bytes after the gob value", ErrMalformedBody, len(data)-m.end)
-			}
-			return nil
+		if m.typeID > 0 && value < 0 {
+			value = m.start
+			single = m.end == len(data)
 		}
 		off = m.end
 	}
-	return fmt.Errorf("%w: gob stream holds no value", ErrMalformedBody)
+	if value < 0 {
+		return 0, false, fmt.Errorf("%w: gob stream holds no value", ErrMalformedBody)
+	}
+	return value, single, nil
 }
 
 // nextGobMessage reads the framing of the message that starts at off.
