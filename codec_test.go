@@ -7,10 +7,12 @@ package amqprpc
 import (
 	"bytes"
 	"context"
+	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/rpc"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -808,5 +810,43 @@ func TestPoisonReplyToIsRejected(t *testing.T) {
 	time.Sleep(time.Second) // watching for something that must not happen
 	if now := arith.calls.Load() - 1; now != runs || runs > 2 {
 		t.Fatalf("the poison request ran %d times, then %d; want at most 2, then no more", runs, now)
+	}
+}
+
+type Shape struct {
+	Name string
+	Spec any // a registered concrete type
+}
+
+type Circle struct{ R float64 }
+
+type Square struct{ Side int }
+
+func init() {
+	gob.Register(Circle{})
+	gob.Register(Square{})
+}
+
+// EchoShape returns its argument.
+func (t *Arith) EchoShape(args *Shape, reply *Shape) error {
+	t.calls.Add(1)
+	*reply = *args
+	return nil
+}
+
+// TestGobInterfaceValues: gob writes type definitions inside a value that
+// holds an interface; such bodies cross the broker intact, both ways, in any
+// order of concrete types.
+func TestGobInterfaceValues(t *testing.T) {
+	queue := testQueue(t)
+	startServer(t, newArith("s1"), queue)
+	client := dial(t, queue, WithEncoding(codec.Gob))
+	for round := 0; round < 2; round++ {
+		for _, in := range []Shape{{"none", nil}, {"c", Circle{1.5}}, {"s", Square{2}}, {"c2", Circle{3}}, {"i", 7}} {
+			var out Shape
+			if err := client.Call("Arith.EchoShape", &in, &out); err != nil || !reflect.DeepEqual(in, out) {
+				t.Fatalf("round %d: Call(EchoShape, %+v) = %+v, %v", round, in, out, err)
+			}
+		}
 	}
 }
