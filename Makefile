@@ -7,7 +7,7 @@ GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 FUZZTIME ?= 10s
 
-.PHONY: test demo broker interop-deps vet fuzz soak
+.PHONY: test demo broker interop-deps vet fuzz soak bench
 
 broker:
 	@scripts/ensure-broker.sh
@@ -18,6 +18,7 @@ interop-deps:
 
 vet:
 	$(GO) vet ./...
+	cd examples/bench && $(GO) vet .
 
 test: broker interop-deps vet
 	$(GO) test -race -count=1 -timeout 15m ./...
@@ -41,3 +42,8 @@ demo: broker
 # 64 callers for 60 s; goroutines and heap must stay flat.
 soak: broker
 	AMQPRPC_SOAK=60s $(GO) test -race -count=1 -run '^TestSoak$$' -v .
+
+# amqprpc against net/rpc over TCP and a raw amqp091-go floor, in one run;
+# writes docs/bench.md and docs/bench-throughput.png (about 1.5 min).
+bench: broker
+	cd examples/bench && $(GO) run . -out ../../docs/bench.md

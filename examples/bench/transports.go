@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/rpc"
+	"net/rpc/jsonrpc"
+	"sync"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/amqprpc/amqprpc"
+	"github.com/amqprpc/amqprpc/codec"
+)
+
+// caller is what *rpc.Client and *floorClient have in common.
+type caller interface {
+	Call(method string, args, reply any) error
+	Close() error
+}
+
+// transport is one way of calling Service.
+type transport struct {
+	name  string
+	about string
+	start func(url, queue string) (caller, func(), error)
+
+	c      caller
+	stop   func()
+	broken error // set when a cell failed so badly the client was closed
+}
+
+func transports() []*transport {
+	return []*transport{
+		{name: "tcp-gob", about: "net/rpc, gob, TCP loopback", start: tcpStart(false)},
+		{name: "tcp-json", about: "net/rpc/jsonrpc, TCP loopback", start: tcpStart(true)},
+		{name: "amqp-gob-direct", about: "amqprpc, gob, direct reply-to", start: amqpStart(codec.Gob, true)},
+		{name: "amqp-gob-private", about: "amqprpc, gob, private reply queue (default)", start: amqpStart(codec.Gob, false)},
+		{name: "amqp-json-direct", about: "amqprpc, JSON, direct reply-to", start: amqpStart(codec.JSON, true)},
+		{name: "amqp-json-private", about: "amqprpc, JSON, private reply queue (default)", start: amqpStart(codec.JSON, false)},
+		{name: "raw-amqp-direct", about: "raw amqp091-go floor, JSON, direct reply-to", start: floorStart(true)},
+		{name: "raw-amqp-private", about: "raw amqp091-go floor, JSON, private reply queue", start: floorStart(false)},
+	}
+}
+
+// tcpStart serves Service on a loopback listener with net/rpc's gob codec or
+// net/rpc/jsonrpc, and dials it.
+func tcpStart(useJSON bool) func(string, string) (caller, func(), error) {
+	return func(string, string) (caller, func(), error) {
+		srv := rpc.NewServer()
+		if err := srv.RegisterName("Bench", Service{}); err != nil {
+			return nil, nil, err
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, err
+		}
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				wg.Go(func() {
+					if useJSON {
+						srv.ServeCodec(jsonrpc.NewServerCodec(conn))
+					} else {
+						srv.ServeConn(conn)
+					}
+				})
+			}
+		})
+		dial := rpc.Dial
+		if useJSON {
+			dial = jsonrpc.Dial
+		}
+		c, err := dial("tcp", ln.Addr().String())
+		stop := func() {
+			ln.Close()
+			wg.Wait() // each ServeConn ends when its client closes
+		}
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		return c, stop, nil
+	}
+}
+
+// amqpStart serves Service with amqprpc.Serve and dials it with
+// amqprpc.Dial, both with default options but the encoding and reply mode.
+func amqpStart(enc codec.Encoding, directReplyTo bool) func(string, string) (caller, func(), error) {
+	return func(url, queue string) (caller, func(), error) {
+		srv := rpc.NewServer()
+		if err := srv.RegisterName("Bench", Service{}); err != nil {
+			return nil, nil, err
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- amqprpc.Serve(ctx, srv, url, queue) }()
+		stop := func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+			}
+			deleteQueue(url, queue)
+		}
+		if err := waitForConsumer(url, queue, done); err != nil {
+			stop()
+			return nil, nil, err
+		}
+		opts := []amqprpc.Option{amqprpc.WithEncoding(enc)}
+		if directReplyTo {
+			opts = append(opts, amqprpc.WithDirectReplyTo())
+		}
+		c, err := amqprpc.Dial(url, queue, opts...)
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		return c, stop, nil
+	}
+}
+
+// floorStart serves and calls Service through the raw-amqp floor.
+func floorStart(directReplyTo bool) func(string, string) (caller, func(), error) {
+	return func(url, queue string) (caller, func(), error) {
+		s, err := serveFloor(url, queue, amqprpc.DefaultPrefetch, handleJSON)
+		if err != nil {
+			return nil, nil, err
+		}
+		stop := func() {
+			s.Close()
+			deleteQueue(url, queue)
+		}
+		c, err := dialFloor(url, queue, directReplyTo)
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		return c, stop, nil
+	}
+}
+
+// waitForConsumer waits up to 10s until queue has a consumer, or Serve
+// returns.
+func waitForConsumer(url, queue string, serveDone <-chan error) error {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		select {
+		case err := <-serveDone:
+			return fmt.Errorf("Serve(%q) returned at once: %v", queue, err)
+		default:
+		}
+		// A passive declare of a missing queue closes the channel: use a
+		// channel per attempt.
+		ch, err := conn.Channel()
+		if err != nil {
+			return err
+		}
+		q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+		ch.Close()
+		if err == nil && q.Consumers > 0 {
+			return nil
+		}
+	}
+	return errors.New("no consumer on " + queue + " within 10s")
+}
+
+// deleteQueue removes a request queue the run declared.
+func deleteQueue(url, queue string) {
+	conn, err := amqp.Dial(url)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	if ch, err := conn.Channel(); err == nil {
+		_, _ = ch.QueueDelete(queue, false, false, false)
+	}
+}
