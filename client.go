@@ -71,9 +71,10 @@ type clientCodec struct {
 	confirms bool
 	log      *slog.Logger
 
-	mu      sync.Mutex // guards calls, lostGen, ready, closed and timerAt
+	mu      sync.Mutex // guards calls, lostGen, readies, ready, closed and timerAt
 	calls   pendingCalls
 	lostGen uint64     // the latest transport session reported lost
+	readies uint64     // how many times a session came up
 	ready   []response // responses waiting for ReadResponseHeader
 	closed  bool
 	timer   *time.Timer // fires at timerAt to fail calls past their deadline
@@ -156,31 +157,42 @@ func (c *clientCodec) WriteRequest(r *rpc.Request, args any) error {
 	}
 	c.calls.add(cl)
 	c.armTimerLocked(cl.deadline)
+	readies := c.readies
 	c.mu.Unlock()
 
-	gen, err := c.t.Publish(c.queue, msg)
-
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.calls.get(r.Seq) != cl {
-		return nil // already answered or failed
-	}
-	switch {
-	case err == nil:
-		cl.gen = gen
-		if c.confirms && !cl.confirmed {
-			cl.msg = keep(msg)
+	for {
+		gen, err := c.t.Publish(c.queue, msg)
+		c.mu.Lock()
+		if c.calls.get(r.Seq) != cl {
+			c.mu.Unlock()
+			return nil // already answered or failed
 		}
-		if gen <= c.lostGen {
-			c.lostLocked(cl, nil)
+		switch {
+		case err == nil:
+			cl.gen = gen
+			if c.confirms && !cl.confirmed {
+				cl.msg = keep(msg)
+			}
+			if gen <= c.lostGen {
+				c.lostLocked(cl, nil)
+			}
+		case errors.Is(err, transport.ErrNotConnected):
+			if c.readies != readies {
+				// A session came up since the attempt, and its
+				// SessionReady may have missed this call: try again.
+				readies = c.readies
+				c.mu.Unlock()
+				continue
+			}
+			cl.msg = keep(msg) // SessionReady publishes it
+		default:
+			c.calls.remove(cl.seq)
+			c.mu.Unlock()
+			return err
 		}
-	case errors.Is(err, transport.ErrNotConnected):
-		cl.msg = keep(msg)
-	default:
-		c.calls.remove(cl.seq)
-		return err
+		c.mu.Unlock()
+		return nil
 	}
-	return nil
 }
 
 // keep copies a request whose body lives in a reused buffer.
@@ -350,6 +362,7 @@ func (c *clientCodec) lostLocked(cl *call, err error) {
 // that waited while the client was between connections.
 func (c *clientCodec) SessionReady(gen uint64) {
 	c.mu.Lock()
+	c.readies++
 	var waiting []*call
 	var msgs []*amqp.Publishing
 	c.calls.each(func(cl *call) {

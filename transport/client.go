@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -39,7 +40,7 @@ type ClientConfig struct {
 	// When Conn is nil the Client dials with Dialer, owns its connections
 	// and reconnects after a loss.
 	Conn   *amqp.Connection
-	Dialer *Dialer
+	Dialer Connector
 	// DirectReplyTo receives replies through amq.rabbitmq.reply-to instead
 	// of a private exclusive queue.
 	DirectReplyTo bool
@@ -151,7 +152,7 @@ func (c *Client) Publish(queue string, msg *amqp.Publishing) (uint64, error) {
 		return 0, err
 	}
 	if reason := s.blocked.Load(); reason != nil {
-		return 0, errorf("publish to %q: %w (%s)", queue, ErrBlocked, *reason)
+		return 0, fmt.Errorf("%w to %q (%s)", ErrBlocked, queue, *reason)
 	}
 	msg.ReplyTo = s.replyTo
 	if s.confirms == nil {
@@ -166,11 +167,9 @@ func (c *Client) Publish(queue string, msg *amqp.Publishing) (uint64, error) {
 		s.pubMu.Unlock()
 	}
 	if err != nil {
-		if s.ch.IsClosed() {
-			// The session is ending; its goroutine will report the loss.
-			return 0, errorf("publish to %q: %w: %w", queue, ErrNotConnected, err)
-		}
-		return 0, errorf("publish to %q: %w", queue, err)
+		// Only a broken channel or connection fails a publish of ours; the
+		// session is ending and its goroutine will report the loss.
+		return 0, fmt.Errorf("%w: publish to %q: %v", ErrNotConnected, queue, err)
 	}
 	return s.gen, nil
 }
@@ -186,7 +185,7 @@ func (c *Client) current() (*clientSession, error) {
 		return nil, c.lastErr
 	case c.sess == nil:
 		if c.lastErr != nil {
-			return nil, errorf("%w: %w", ErrNotConnected, c.lastErr)
+			return nil, fmt.Errorf("%w: %w", ErrNotConnected, c.lastErr)
 		}
 		return nil, ErrNotConnected
 	}
@@ -270,9 +269,9 @@ func (c *Client) watch(s *clientSession) error {
 			}
 		case e, ok := <-s.closes:
 			if !ok || e == nil {
-				return errorf("%w: channel closed", ErrConnectionLost)
+				return fmt.Errorf("%w: channel closed", ErrConnectionLost)
 			}
-			return errorf("%w: %w", ErrConnectionLost, e)
+			return fmt.Errorf("%w: %w", ErrConnectionLost, e)
 		}
 	}
 }
@@ -287,7 +286,7 @@ func (c *Client) reconnect(gen uint64) *clientSession {
 		if c.cfg.Conn != nil && c.cfg.Conn.IsClosed() {
 			c.mu.Lock()
 			c.lost = true
-			c.lastErr = errorf("%w: the borrowed connection is closed", ErrConnectionLost)
+			c.lastErr = fmt.Errorf("%w: the borrowed connection is closed", ErrConnectionLost)
 			c.mu.Unlock()
 			return nil
 		}
@@ -429,11 +428,11 @@ func lostError(closes chan *amqp.Error, what string) error {
 	select {
 	case e, ok := <-closes:
 		if ok && e != nil {
-			return errorf("%w: %w", ErrConnectionLost, e)
+			return fmt.Errorf("%w: %w", ErrConnectionLost, e)
 		}
 	default:
 	}
-	return errorf("%w: %s", ErrConnectionLost, what)
+	return fmt.Errorf("%w: %s", ErrConnectionLost, what)
 }
 
 func loggerOrDiscard(l *slog.Logger) *slog.Logger {

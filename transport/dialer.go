@@ -19,6 +19,12 @@ const (
 	DefaultWriteTimeout = 15 * time.Second
 )
 
+// Connector opens connections to a broker. *Dialer is the one the library
+// uses; tests supply others.
+type Connector interface {
+	Dial(ctx context.Context) (*amqp.Connection, error)
+}
+
 // ErrNoURL is returned by a Dialer that was given no broker URL.
 var ErrNoURL = errors.New("amqprpc: no broker URL")
 

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -27,7 +28,7 @@ type ServerConfig struct {
 	// Conn is a connection the Server borrows (see ClientConfig.Conn);
 	// when nil the Server dials with Dialer and reconnects after a loss.
 	Conn   *amqp.Connection
-	Dialer *Dialer
+	Dialer Connector
 	Queue  QueueConfig
 	// Prefetch bounds the requests delivered and not yet acknowledged.
 	Prefetch int
@@ -279,10 +280,10 @@ func (s *Server) watch(sess *serverSession) error {
 			}
 		case e, ok := <-sess.closes:
 			if !ok || e == nil {
-				return errorf("%w: channel closed", ErrConnectionLost)
+				return fmt.Errorf("%w: channel closed", ErrConnectionLost)
 			}
 			s.poison.crashed(e)
-			return errorf("%w: %w", ErrConnectionLost, e)
+			return fmt.Errorf("%w: %w", ErrConnectionLost, e)
 		}
 	}
 }
@@ -318,7 +319,7 @@ func (s *Server) reconnect(gen uint64) *serverSession {
 		}
 		if s.cfg.Conn != nil && s.cfg.Conn.IsClosed() {
 			s.mu.Lock()
-			s.lastErr = errorf("%w: the borrowed connection is closed", ErrConnectionLost)
+			s.lastErr = fmt.Errorf("%w: the borrowed connection is closed", ErrConnectionLost)
 			s.mu.Unlock()
 			return nil
 		}

@@ -1,0 +1,251 @@
+package amqprpc
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// tcpProxyDialTimeout bounds the proxy's connection to its target.
+const tcpProxyDialTimeout = 5 * time.Second
+
+// A tcpProxy forwards TCP connections from a port on 127.0.0.1 to a target,
+// and plays network faults: Pause stops forwarding in both directions while
+// keeping every socket open (a black hole, as a pulled cable looks to both
+// ends until their heartbeats notice), Resume forwards again (what was held
+// back arrives, as after a healed partition), Cut closes every connection.
+type tcpProxy struct {
+	ln     net.Listener
+	target string
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the accept loop and one goroutine per link and direction
+
+	mu      sync.Mutex    // guards forward, links and closed
+	forward chan struct{} // closed while forwarding; open while paused
+	links   map[*proxyLink]struct{}
+	closed  bool
+}
+
+// A proxyLink is one client connection and its connection to the target.
+type proxyLink struct {
+	client net.Conn
+	cut    chan struct{} // closed by close
+
+	mu     sync.Mutex // guards server and closed
+	server net.Conn   // nil until dialed
+	closed bool
+}
+
+// newTCPProxy starts a proxy to target (host:port) on a free port of
+// 127.0.0.1, forwarding; it is closed when the test ends.
+func newTCPProxy(t testing.TB, target string) *tcpProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("net.Listen = %v", err)
+	}
+	forward := make(chan struct{})
+	close(forward)
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &tcpProxy{
+		ln:      ln,
+		target:  target,
+		ctx:     ctx,
+		cancel:  cancel,
+		forward: forward,
+		links:   make(map[*proxyLink]struct{}),
+	}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.Close)
+	return p
+}
+
+// Addr returns the proxy's address, host:port, to dial instead of the
+// target.
+func (p *tcpProxy) Addr() string { return p.ln.Addr().String() }
+
+// Port returns the proxy's port on 127.0.0.1.
+func (p *tcpProxy) Port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+
+// Pause stops forwarding in both directions; sockets stay open, and new
+// connections are accepted but not forwarded. Data already being written
+// when Pause is called (one buffer each way at most) still goes through.
+func (p *tcpProxy) Pause() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.forward:
+		p.forward = make(chan struct{})
+	default: // already paused
+	}
+}
+
+// Resume forwards again after Pause.
+func (p *tcpProxy) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.forward:
+	default:
+		close(p.forward)
+	}
+}
+
+// Cut closes every current connection, both sides; new ones are forwarded
+// as before (or held, when paused).
+func (p *tcpProxy) Cut() {
+	p.mu.Lock()
+	links := make([]*proxyLink, 0, len(p.links))
+	for l := range p.links {
+		links = append(links, l)
+	}
+	p.mu.Unlock()
+	for _, l := range links {
+		l.close()
+	}
+}
+
+// Conns returns the number of connections the proxy holds.
+func (p *tcpProxy) Conns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.links)
+}
+
+// Close stops accepting, closes every connection and waits until all of the
+// proxy's goroutines have ended. It may be called more than once.
+func (p *tcpProxy) Close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.ln.Close()
+	p.cancel()
+	p.Cut()
+	p.wg.Wait()
+}
+
+func (p *tcpProxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return // closed; Accept on loopback fails for nothing else here
+		}
+		l := &proxyLink{client: c, cut: make(chan struct{})}
+		p.mu.Lock()
+		if p.closed {
+			p.mu.Unlock()
+			c.Close()
+			return
+		}
+		p.links[l] = struct{}{}
+		p.mu.Unlock()
+		p.wg.Add(1)
+		go p.serve(l)
+	}
+}
+
+// serve connects l to the target, once forwarding, and pumps both ways.
+func (p *tcpProxy) serve(l *proxyLink) {
+	defer p.wg.Done()
+	if !p.waitForward(l) {
+		p.drop(l)
+		return
+	}
+	d := net.Dialer{Timeout: tcpProxyDialTimeout}
+	server, err := d.DialContext(p.ctx, "tcp", p.target)
+	if err != nil || !l.setServer(server) {
+		p.drop(l)
+		return
+	}
+	p.wg.Add(2)
+	go p.pump(l, server, l.client)
+	go p.pump(l, l.client, server)
+}
+
+// pump copies src to dst while forwarding; the first error or EOF either
+// way closes the whole link.
+func (p *tcpProxy) pump(l *proxyLink, dst, src net.Conn) {
+	defer p.wg.Done()
+	defer p.drop(l)
+	buf := make([]byte, 32<<10)
+	for {
+		if !p.waitForward(l) {
+			return
+		}
+		n, err := src.Read(buf)
+		if n > 0 {
+			// A Pause during the Read holds back what it read.
+			if !p.waitForward(l) {
+				return
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// waitForward blocks while the proxy is paused, and reports false when l is
+// cut or the proxy closed meanwhile.
+func (p *tcpProxy) waitForward(l *proxyLink) bool {
+	p.mu.Lock()
+	forward := p.forward
+	p.mu.Unlock()
+	select {
+	case <-forward:
+		select {
+		case <-l.cut:
+			return false
+		default:
+			return true
+		}
+	case <-l.cut:
+		return false
+	case <-p.ctx.Done():
+		return false
+	}
+}
+
+// drop closes l and forgets it.
+func (p *tcpProxy) drop(l *proxyLink) {
+	l.close()
+	p.mu.Lock()
+	delete(p.links, l)
+	p.mu.Unlock()
+}
+
+// setServer records the link's connection to the target, or closes it and
+// reports false when the link was cut while dialing.
+func (l *proxyLink) setServer(c net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		c.Close()
+		return false
+	}
+	l.server = c
+	return true
+}
+
+// close closes both connections, once.
+func (l *proxyLink) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	l.closed = true
+	close(l.cut)
+	l.client.Close()
+	if l.server != nil {
+		l.server.Close()
+	}
+}
