@@ -71,16 +71,19 @@ type clientCodec struct {
 	confirms bool
 	log      *slog.Logger
 
-	mu      sync.Mutex // guards calls, lostGen, readies, ready, closed and timerAt
+	mu      sync.Mutex // guards calls, lostGen, readies, ready, readyAt, closed and timerAt
 	calls   pendingCalls
 	lostGen uint64     // the latest transport session reported lost
 	readies uint64     // how many times a session came up
-	ready   []response // responses waiting for ReadResponseHeader
+	ready   []response // responses waiting for ReadResponseHeader, from readyAt
+	readyAt int
 	closed  bool
 	timer   *time.Timer // fires at timerAt to fail calls past their deadline
 	timerAt time.Time   // zero while the timer is idle
 
-	wake chan struct{} // capacity 1: ready grew or the codec closed
+	wake  chan struct{} // capacity 1: ready grew or the codec closed
+	done  chan struct{} // closed by Close
+	slots chan struct{} // one token per call in flight, with WithMaxInFlight; else nil
 
 	cur response // owned by the rpc.Client's reading goroutine
 	buf []byte   // request encoding buffer; net/rpc serializes WriteRequest
@@ -107,6 +110,10 @@ func newClientCodec(cfg transport.ClientConfig, queue string, o *options) (*clie
 		confirms: o.confirms,
 		log:      loggerOrDiscard(o.logger),
 		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+	}
+	if o.maxInFlight > 0 {
+		c.slots = make(chan struct{}, o.maxInFlight)
 	}
 	if c.timeout > 0 {
 		c.expires = strconv.FormatInt(c.timeout.Milliseconds(), 10)
@@ -130,6 +137,58 @@ func newClientCodec(cfg transport.ClientConfig, queue string, o *options) (*clie
 // the client is between connections the request is held and published on
 // reconnect, and its deadline still runs.
 func (c *clientCodec) WriteRequest(r *rpc.Request, args any) error {
+	start := time.Now()
+	if err := c.acquire(r.ServiceMethod); err != nil {
+		return err
+	}
+	err := c.writeRequest(r, args, start)
+	if err != nil {
+		c.release(1)
+	}
+	return err
+}
+
+// acquire takes a slot for a call, with WithMaxInFlight, waiting within the
+// call timeout for one to free up.
+func (c *clientCodec) acquire(method string) error {
+	if c.slots == nil {
+		return nil
+	}
+	select {
+	case c.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	tooMany := fmt.Errorf("%w: %s: %d calls already in flight", ErrTooManyCalls, method, cap(c.slots))
+	if c.timeout == 0 {
+		return tooMany
+	}
+	t := time.NewTimer(c.timeout)
+	defer t.Stop()
+	select {
+	case c.slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		return tooMany
+	case <-c.done:
+		return ErrClosed
+	}
+}
+
+// release frees the slots of n calls that ended.
+func (c *clientCodec) release(n int) {
+	if c.slots == nil {
+		return
+	}
+	for range n {
+		select {
+		case <-c.slots:
+		default:
+		}
+	}
+}
+
+func (c *clientCodec) writeRequest(r *rpc.Request, args any, start time.Time) error {
 	body, err := c.bodies.Marshal(c.buf[:0], c.enc, args)
 	if err != nil {
 		return fmt.Errorf("amqprpc: %s: %w", r.ServiceMethod, err)
@@ -148,7 +207,7 @@ func (c *clientCodec) WriteRequest(r *rpc.Request, args any) error {
 	}
 	cl := &call{seq: r.Seq, method: r.ServiceMethod}
 	if c.timeout > 0 {
-		cl.deadline = time.Now().Add(c.timeout)
+		cl.deadline = start.Add(c.timeout)
 	}
 	c.mu.Lock()
 	if c.closed {
@@ -206,10 +265,13 @@ func keep(msg *amqp.Publishing) *amqp.Publishing {
 func (c *clientCodec) ReadResponseHeader(r *rpc.Response) error {
 	for {
 		c.mu.Lock()
-		if len(c.ready) > 0 {
-			c.cur = c.ready[0]
-			c.ready[0] = response{}
-			c.ready = c.ready[1:]
+		if c.readyAt < len(c.ready) {
+			c.cur = c.ready[c.readyAt]
+			c.ready[c.readyAt] = response{}
+			if c.readyAt++; c.readyAt == len(c.ready) {
+				// Empty: start again at the front of the same array.
+				c.ready, c.readyAt = c.ready[:0], 0
+			}
 			c.mu.Unlock()
 			r.Seq = c.cur.seq
 			r.ServiceMethod = c.cur.method
@@ -251,13 +313,14 @@ func (c *clientCodec) Close() error {
 	}
 	c.closed = true
 	c.timer.Stop()
+	close(c.done)
 	c.mu.Unlock()
 	c.signal()
 	return c.t.Close()
 }
 
 // Reply implements transport.ClientHandler.
-func (c *clientCodec) Reply(d *amqp.Delivery) {
+func (c *clientCodec) Reply(d amqp.Delivery) {
 	seq, err := strconv.ParseUint(d.CorrelationId, 10, 64)
 	if err != nil {
 		c.log.Debug("amqprpc: dropped a reply with a foreign correlation id", "correlation_id", clip(d.CorrelationId, 64))
@@ -270,7 +333,8 @@ func (c *clientCodec) Reply(d *amqp.Delivery) {
 		c.log.Debug("amqprpc: dropped a reply to no pending call", "correlation_id", d.CorrelationId)
 		return
 	}
-	c.deliver(c.checkReply(cl, d))
+	c.release(1)
+	c.deliver(c.checkReply(cl, &d))
 }
 
 // checkReply turns a delivery into the call's response, making a malformed
@@ -417,6 +481,7 @@ func (c *clientCodec) failByID(correlationID, text string) {
 // failLocked ends cl with an error response. c.mu must be held.
 func (c *clientCodec) failLocked(cl *call, text string) {
 	c.calls.remove(cl.seq)
+	c.release(1)
 	c.ready = append(c.ready, response{seq: cl.seq, method: cl.method, err: text})
 	c.signal()
 }
@@ -459,6 +524,7 @@ func (c *clientCodec) expire() {
 		c.armTimerLocked(next)
 	}
 	c.mu.Unlock()
+	c.release(len(expired))
 	if len(expired) == 0 {
 		return
 	}

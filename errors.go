@@ -41,13 +41,16 @@ var (
 	ErrBodyTooLarge = errors.New("amqprpc: body too large")
 	// ErrNacked: with publisher confirms on, the broker refused the request.
 	ErrNacked = errors.New("amqprpc: broker refused the request")
+	// ErrTooManyCalls: the client already has as many calls in flight as
+	// [WithMaxInFlight] allows, and none finished within the call timeout.
+	ErrTooManyCalls = errors.New("amqprpc: too many calls in flight")
 )
 
 // sentinels lists the errors Cause recognises, most specific text first.
 var sentinels = []error{
 	ErrTimeout, ErrNoQueue, ErrConnectionLost, ErrNotConnected, ErrBlocked,
 	ErrClosed, ErrMalformedReply, ErrMalformedRequest, ErrNoMethod,
-	ErrUnsupportedContentType, ErrBodyTooLarge, ErrNacked,
+	ErrUnsupportedContentType, ErrBodyTooLarge, ErrNacked, ErrTooManyCalls,
 }
 
 // Cause returns an error that wraps the amqprpc sentinel a failed call

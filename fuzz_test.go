@@ -38,7 +38,7 @@ func FuzzServerRequest(f *testing.F) {
 	f.Add("application/json", "", []byte(`{"A":1}`))
 	sc := &serverCodec{defaultMethod: "", maxBody: 1 << 20, pending: map[uint64]*inbound{}}
 	f.Fuzz(func(t *testing.T, contentType, method string, body []byte) {
-		req := &transport.Request{Delivery: amqp.Delivery{ContentType: contentType, Type: method, Body: body, MessageId: "m"}}
+		req := transport.Request{Delivery: amqp.Delivery{ContentType: contentType, Type: method, Body: body, MessageId: "m"}}
 		in, refusal := sc.accept(req)
 		if refusal != "" {
 			if !strings.HasPrefix(refusal, "amqprpc: ") {

@@ -37,6 +37,7 @@ type options struct {
 	transient     bool
 	quorum        bool
 	maxBody       int
+	maxInFlight   int
 	reconnectMin  time.Duration
 	reconnectMax  time.Duration
 	name          string
@@ -64,6 +65,8 @@ func newOptions(opts []Option) (*options, error) {
 		return nil, fmt.Errorf("amqprpc: WithCallTimeout(%v): want 0 (never) or more", o.callTimeout)
 	case o.callTimeout > 0 && o.callTimeout < time.Millisecond:
 		return nil, fmt.Errorf("amqprpc: WithCallTimeout(%v): want at least 1ms, the unit of AMQP expiration", o.callTimeout)
+	case o.maxInFlight < 0:
+		return nil, fmt.Errorf("amqprpc: WithMaxInFlight(%d): want 0 (no limit) or more", o.maxInFlight)
 	case o.maxBody < 1:
 		return nil, fmt.Errorf("amqprpc: WithMaxBodySize(%d): want at least 1", o.maxBody)
 	case o.reconnectMin <= 0 || o.reconnectMax < o.reconnectMin:
@@ -145,6 +148,12 @@ func WithQuorumQueue() Option { return func(o *options) { o.quorum = true } }
 // [DefaultMaxBodySize]). A larger request gets an [ErrBodyTooLarge] error
 // reply; a larger reply becomes one.
 func WithMaxBodySize(n int) Option { return func(o *options) { o.maxBody = n } }
+
+// WithMaxInFlight bounds the calls a client has in flight at once. A call
+// beyond the bound waits in Call or Go for one to finish, within its call
+// timeout, and then fails with [ErrTooManyCalls]; with no call timeout it
+// fails at once. The default, 0, sets no bound.
+func WithMaxInFlight(n int) Option { return func(o *options) { o.maxInFlight = n } }
 
 // WithReconnectBackoff sets the delays between reconnect attempts: from min,
 // doubling up to max, each drawn at random from its upper half (default

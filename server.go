@@ -59,6 +59,11 @@ func NewServerCodec(conn *amqp.Connection, queue string, opts ...Option) (rpc.Se
 
 // serverCodec implements rpc.ServerCodec. It numbers requests itself and
 // maps each number back to the delivery it must answer and acknowledge.
+//
+// Replies are encoded, published and acknowledged by one goroutine of the
+// codec's (publishReplies), not by the goroutine net/rpc starts for each
+// call: publishing runs deep into amqp091-go, and doing it on a fresh
+// goroutine made the runtime grow that goroutine's stack on every call.
 type serverCodec struct {
 	t             *transport.Server
 	bodies        codec.Codec
@@ -68,20 +73,33 @@ type serverCodec struct {
 
 	mu      sync.Mutex // guards seq, pending, closing and idle
 	seq     uint64
-	pending map[uint64]*inbound // taken requests whose reply is not written
+	pending map[uint64]*inbound // taken requests whose reply is not sent
 	closing bool
 	idle    chan struct{} // closed when pending empties after Close began
 
+	replies     chan outbound // to publishReplies
+	repliesMu   sync.RWMutex  // held to send on replies; Close takes it to close replies
+	repliesDone bool          // replies is closed; guarded by repliesMu
+	published   chan struct{} // closed when publishReplies ends
+
 	cur       *inbound // owned by ServeCodec's reading goroutine
-	buf       []byte   // reply encoding buffer; net/rpc serializes WriteResponse
+	buf       []byte   // reply encoding buffer, owned by publishReplies
 	closeOnce sync.Once
 }
 
 // inbound is a request taken from the queue.
 type inbound struct {
-	req    *transport.Request
+	req    transport.Request
+	seq    uint64 // 0 for a request refused before it reached net/rpc
 	enc    codec.Encoding
 	method string
+}
+
+// outbound is a reply to send: the value to encode, or an error text.
+type outbound struct {
+	in      *inbound
+	body    any
+	errText string
 }
 
 func newServerCodec(cfg transport.ServerConfig, queue string, o *options) (*serverCodec, error) {
@@ -97,13 +115,19 @@ func newServerCodec(cfg transport.ServerConfig, queue string, o *options) (*serv
 	if err != nil {
 		return nil, err
 	}
-	return &serverCodec{
+	c := &serverCodec{
 		t:             t,
 		defaultMethod: o.defaultMethod,
 		maxBody:       o.maxBody,
 		log:           loggerOrDiscard(o.logger),
 		pending:       make(map[uint64]*inbound),
-	}, nil
+		// Calls in flight are bounded by the prefetch, so sends to replies
+		// hardly ever wait.
+		replies:   make(chan outbound, o.prefetch+16),
+		published: make(chan struct{}),
+	}
+	go c.publishReplies()
+	return c, nil
 }
 
 // ReadRequestHeader takes the next request. Requests the codec can refuse on
@@ -118,16 +142,15 @@ func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 		}
 		in, refusal := c.accept(req)
 		if refusal != "" {
-			if err := c.respond(in, nil, refusal); err != nil {
-				c.log.Warn("amqprpc: could not send an error reply", "err", err)
-			}
+			c.send(outbound{in: in, errText: refusal})
 			continue
 		}
 		c.mu.Lock()
 		c.seq++
-		r.Seq = c.seq
+		in.seq = c.seq
 		c.pending[c.seq] = in
 		c.mu.Unlock()
+		r.Seq = in.seq
 		r.ServiceMethod = in.method
 		c.cur = in
 		return nil
@@ -135,7 +158,7 @@ func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 }
 
 // accept reads a request's properties, or says why it must be refused.
-func (c *serverCodec) accept(req *transport.Request) (*inbound, string) {
+func (c *serverCodec) accept(req transport.Request) (*inbound, string) {
 	in := &inbound{req: req, method: req.Type, enc: codec.JSON}
 	enc, err := codec.ForContentType(req.ContentType)
 	if err != nil {
@@ -172,9 +195,10 @@ func (c *serverCodec) ReadRequestBody(x any) error {
 	return nil
 }
 
-// WriteResponse publishes the reply to the request numbered r.Seq and then
-// acknowledges that request. A reply that cannot be encoded or is too large
-// becomes an error reply.
+// WriteResponse hands the reply to the request numbered r.Seq to the
+// codec's publishing goroutine, which encodes and publishes it and then
+// acknowledges the request. net/rpc does not touch body again, and r is
+// copied, so nothing is shared with the caller after it returns.
 func (c *serverCodec) WriteResponse(r *rpc.Response, body any) error {
 	c.mu.Lock()
 	in := c.pending[r.Seq]
@@ -182,26 +206,57 @@ func (c *serverCodec) WriteResponse(r *rpc.Response, body any) error {
 	if in == nil {
 		return fmt.Errorf("amqprpc: response to unknown request %d", r.Seq)
 	}
-	defer c.done(r.Seq)
-	errText := r.Error
+	c.send(outbound{in: in, body: body, errText: r.Error})
+	return nil
+}
+
+// send queues a reply for publishReplies, or, once Close has stopped it,
+// sends it here.
+func (c *serverCodec) send(o outbound) {
+	c.repliesMu.RLock()
+	if !c.repliesDone {
+		c.replies <- o
+		c.repliesMu.RUnlock()
+		return
+	}
+	c.repliesMu.RUnlock()
+	c.reply(o)
+}
+
+// publishReplies sends the queued replies until Close closes the queue.
+func (c *serverCodec) publishReplies() {
+	defer close(c.published)
+	for o := range c.replies {
+		c.reply(o)
+	}
+}
+
+// reply encodes, publishes and acknowledges one reply. A reply that cannot
+// be encoded or is too large becomes an error reply.
+func (c *serverCodec) reply(o outbound) {
+	in := o.in
+	defer c.done(in.seq)
 	var payload []byte
-	if errText == "" {
-		b, err := c.bodies.Marshal(c.buf[:0], in.enc, body)
+	if o.errText == "" {
+		b, err := c.bodies.Marshal(c.buf[:0], in.enc, o.body)
 		switch {
 		case err != nil:
-			errText = fmt.Sprintf("amqprpc: %s: %s", in.method, detail(err))
+			o.errText = fmt.Sprintf("amqprpc: %s: %s", in.method, detail(err))
 		case len(b) > c.maxBody:
-			errText = fmt.Sprintf("%v: %s reply of %d bytes, limit %d", ErrBodyTooLarge, in.method, len(b), c.maxBody)
+			o.errText = fmt.Sprintf("%v: %s reply of %d bytes, limit %d", ErrBodyTooLarge, in.method, len(b), c.maxBody)
 		default:
 			payload = b
 		}
 		c.buf = b
 	}
-	return c.respond(in, payload, errText)
+	_ = c.respond(in, payload, o.errText)
 }
 
-// done forgets a request whose reply is written.
+// done forgets a request whose reply is sent.
 func (c *serverCodec) done(seq uint64) {
+	if seq == 0 {
+		return
+	}
 	c.mu.Lock()
 	delete(c.pending, seq)
 	if c.closing && len(c.pending) == 0 && c.idle != nil {
@@ -223,7 +278,7 @@ func (c *serverCodec) respond(in *inbound, payload []byte, errText string) error
 		msg.Headers = amqp.Table{ErrorHeader: clip(errText, maxErrorText)}
 		msg.Body = nil
 	}
-	if err := c.t.Respond(in.req, &msg); err != nil {
+	if err := c.t.Respond(&in.req, &msg); err != nil {
 		c.log.Warn("amqprpc: reply not sent; the broker will redeliver the request", "method", clip(in.method, 64), "err", err)
 		return err
 	}
@@ -247,6 +302,11 @@ func (c *serverCodec) Close() error {
 		if idle != nil {
 			<-idle
 		}
+		c.repliesMu.Lock()
+		c.repliesDone = true
+		close(c.replies)
+		c.repliesMu.Unlock()
+		<-c.published
 		_ = c.t.Close()
 	})
 	return nil

@@ -19,8 +19,9 @@ const DirectReplyTo = "amq.rabbitmq.reply-to"
 // calls it from its own goroutine, one call at a time, so a method must not
 // block; it may call the Client's Publish.
 type ClientHandler interface {
-	// Reply is a message that arrived on the reply queue.
-	Reply(d *amqp.Delivery)
+	// Reply is a message that arrived on the reply queue. It is passed by
+	// value so that it does not escape to the heap on every reply.
+	Reply(d amqp.Delivery)
 	// Returned is a request the broker could not route to a queue.
 	Returned(r *amqp.Return)
 	// Confirmed reports the broker's ack or nack of a request published
@@ -247,7 +248,7 @@ func (c *Client) watch(s *clientSession) error {
 			if !ok {
 				return lostError(s.closes, "reply consumer ended")
 			}
-			c.h.Reply(&d)
+			c.h.Reply(d)
 		case r, ok := <-s.returns:
 			if ok {
 				c.h.Returned(&r)

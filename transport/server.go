@@ -111,10 +111,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 // Next returns the next request. After Stop it cancels the consumer, returns
 // every request delivered but not yet taken to the queue (nack with
 // requeue), and then returns ErrStopped; after Close it returns ErrClosed.
-func (s *Server) Next() (*Request, error) {
+func (s *Server) Next() (Request, error) {
 	for {
 		if s.ctx.Err() != nil {
-			return nil, ErrClosed
+			return Request{}, ErrClosed
 		}
 		s.mu.Lock()
 		sess, changed := s.sess, s.changed
@@ -122,7 +122,7 @@ func (s *Server) Next() (*Request, error) {
 		select {
 		case <-s.stopping:
 			s.drain(sess)
-			return nil, ErrStopped
+			return Request{}, ErrStopped
 		default:
 		}
 		var deliveries <-chan amqp.Delivery
@@ -137,7 +137,7 @@ func (s *Server) Next() (*Request, error) {
 				continue
 			}
 			if ok {
-				return &Request{Delivery: d, sess: sess}, nil
+				return Request{Delivery: d, sess: sess}, nil
 			}
 			// The session is ending; wait until its goroutine replaces it.
 			select {
