@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/rpc"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -588,7 +589,14 @@ func TestNewServerCodecOnABorrowedConnection(t *testing.T) {
 	if err := client.Call("Arith.Multiply", &Args{5, 6}, &r); err != nil || r != 30 {
 		t.Fatalf("Call = %d, %v; want 30, nil", r, err)
 	}
-	within(t, 10*time.Second, "server codec Close", func() { sc.Close() })
+	closed := make(chan struct{})
+	go func() { sc.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		buf := make([]byte, 1<<20)
+		t.Fatalf("server codec Close did not finish within 10s:\n%s", buf[:runtime.Stack(buf, true)])
+	}
 	within(t, 10*time.Second, "ServeCodec to return", func() { <-served })
 	if conn.IsClosed() {
 		t.Fatal("closing the server codec closed the borrowed connection")

@@ -81,6 +81,12 @@ type serverSession struct {
 
 	pubMu sync.Mutex          // makes a publish and its confirm tag one step; guards acks
 	acks  map[uint64]*Request // confirm delivery tag -> request to settle
+
+	// syncMu serializes the synchronous methods that can run on ch from
+	// two goroutines (the drain's basic.cancel, the owner's channel.close):
+	// amqp091-go hands replies to waiters in turn, and two waiters at once
+	// can hang.
+	syncMu sync.Mutex
 }
 
 // NewServer connects, declares the queue and starts consuming. A first
@@ -157,6 +163,8 @@ func (s *Server) drain(sess *serverSession) {
 	if sess == nil || !s.drained.CompareAndSwap(false, true) {
 		return
 	}
+	sess.syncMu.Lock()
+	defer sess.syncMu.Unlock()
 	if err := sess.ch.Cancel(sess.tag, false); err != nil {
 		// The channel is gone, and with it every unacknowledged delivery
 		// went back to the queue.
@@ -426,10 +434,12 @@ func consumerTag(queue string) string {
 
 func (sess *serverSession) close() {
 	if sess.owned {
-		closeConn(sess.conn)
+		closeConn(sess.conn) // also ends a drain waiting on the broker
 		return
 	}
 	if sess.ch != nil {
+		sess.syncMu.Lock()
 		_ = sess.ch.Close()
+		sess.syncMu.Unlock()
 	}
 }
