@@ -7,7 +7,7 @@ GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 FUZZTIME ?= 10s
 
-.PHONY: test demo broker interop-deps vet fuzz soak bench
+.PHONY: test demo broker interop-deps vet fuzz soak bench reliability
 
 broker:
 	@scripts/ensure-broker.sh
@@ -38,6 +38,10 @@ demo: broker
 	@bin/arith-server & server=$$!; \
 	  trap 'kill -TERM $$server 2>/dev/null; wait $$server' EXIT; \
 	  bin/arith-client
+
+# The fault tests and a 60 s soak, as the README's reliability table.
+reliability: broker
+	scripts/reliability-table.sh
 
 # 64 callers for 60 s; goroutines and heap must stay flat.
 soak: broker

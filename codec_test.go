@@ -357,11 +357,16 @@ func TestBadRequestsGetErrorReplies(t *testing.T) {
 		{"unknown content type", amqp.Publishing{Type: "Arith.Multiply", ContentType: "text/plain", Body: []byte("6*7")}, ErrUnsupportedContentType.Error()},
 		{"too large", amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: bytes.Repeat([]byte(" "), 2<<10)}, ErrBodyTooLarge.Error()},
 		{"type with no dot", amqp.Publishing{Type: "Multiply", ContentType: "application/json", Body: []byte(`{}`)}, "rpc: service/method request ill-formed"},
+		{"deeply nested json", amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(strings.Repeat("[", 400) + strings.Repeat("]", 400))}, ErrMalformedRequest.Error()},
+		{"gob claiming a huge length", amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/x-gob", Body: []byte{0xf8, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2}}, ErrMalformedRequest.Error()},
+		{"gob value claiming a huge slice", amqp.Publishing{Type: "Arith.Echo", ContentType: "application/x-gob", Body: hugeSliceGob(t)}, ErrMalformedRequest.Error()},
 		{"unknown method", amqp.Publishing{Type: "Arith.Nope", ContentType: "application/json", Body: []byte(`{}`)}, "rpc: can't find method"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.msg.CorrelationId = "bad-" + strconv.Itoa(i)
+			// The longest correlation id AMQP can carry (a short string)
+			// comes back verbatim.
+			tt.msg.CorrelationId = "bad-" + strconv.Itoa(i) + "-" + strings.Repeat("x", 240)
 			tt.msg.ReplyTo = replyQ.Name
 			if err := ch.Publish("", queue, false, false, tt.msg); err != nil {
 				t.Fatal(err)
@@ -380,6 +385,64 @@ func TestBadRequestsGetErrorReplies(t *testing.T) {
 	var r int
 	if err := client.Call("Arith.Multiply", &Args{6, 7}, &r); err != nil || r != 42 {
 		t.Fatalf("Call after bad requests = %d, %v; want 42, nil", r, err)
+	}
+}
+
+// hugeSliceGob is a well-framed gob Payload whose Data claims 2^32 bytes
+// in a body of a few dozen.
+func hugeSliceGob(t *testing.T) []byte {
+	t.Helper()
+	b, err := new(codec.Codec).Marshal(nil, codec.Gob, &Payload{Data: []byte{1, 2, 3}, Note: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := 1 + int(b[0]) // the value message follows one definition with a one-byte count
+	value := b[v+1:]   // type id, then field 1: length 3 and the bytes 1 2 3, then Note
+	i := bytes.Index(value, []byte{0x03, 1, 2, 3})
+	if b[0] >= 0x80 || i < 0 {
+		t.Fatalf("unexpected gob layout %x", b)
+	}
+	huge := []byte{0xfb, 0x01, 0x00, 0x00, 0x00, 0x00} // 2^32 as a gob uint
+	value = append(append(append([]byte{}, value[:i]...), huge...), value[i+1:]...)
+	return append(append(append([]byte{}, b[:v]...), byte(len(value))), value...)
+}
+
+// TestHostileRequestsDoNotStopTheServer sends requests the broker or the
+// server must drop rather than answer, then checks the server serves on.
+func TestHostileRequestsDoNotStopTheServer(t *testing.T) {
+	queue := testQueue(t)
+	arith := newArith("s1")
+	startServer(t, arith, queue, WithPrefetch(1))
+	t.Cleanup(arith.open)
+	conn, ch := rawConn(t)
+	client := dial(t, queue)
+
+	// A reply_to naming no queue: the call runs, its reply goes nowhere,
+	// the request is acknowledged (prefetch 1 would stall otherwise).
+	if err := ch.Publish("", queue, false, false, amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(`{"A":1,"B":1}`), ReplyTo: "no-such-queue-" + queue, CorrelationId: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	var r int
+	if err := client.Call("Arith.Multiply", &Args{4, 4}, &r); err != nil || r != 16 {
+		t.Fatalf("Call after a request to a missing reply queue = %d, %v; want 16, nil", r, err)
+	}
+
+	// An expiration that passes while the request waits behind a busy
+	// server: the broker drops it and the server never runs it.
+	busy := client.Go("Arith.Wait", &Args{1, 1}, new(int), nil)
+	<-arith.began
+	before := arith.calls.Load()
+	if err := ch.Publish("", queue, false, false, amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(`{"A":2,"B":2}`), Expiration: "1", CorrelationId: "2"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the expired request leaves the queue", func() bool { return queueDepth(conn, queue) == 0 })
+	arith.open()
+	<-busy.Done
+	if err := client.Call("Arith.Multiply", &Args{5, 5}, &r); err != nil || r != 25 {
+		t.Fatalf("Call after an expired request = %d, %v; want 25, nil", r, err)
+	}
+	if got := arith.calls.Load() - before; got != 1 {
+		t.Fatalf("calls run after the expired request = %d; want 1 (the expired one never runs)", got)
 	}
 }
 

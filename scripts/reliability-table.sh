@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs the fault tests and the soak, and prints the README's reliability
+# table from the RELIABILITY lines they log. AMQPRPC_SOAK sets the soak's
+# length (default 60s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CI=1 AMQPRPC_SOAK=${AMQPRPC_SOAK:-60s}
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+go test -race -count=1 -timeout 20m -v \
+  -run 'TestBrokerFaults|TestStalledNetwork|TestRollingRestartUnderLoad|TestSoak' . >"$out" 2>&1 || {
+  tail -50 "$out" >&2
+  echo "reliability-table: the fault tests failed" >&2
+  exit 1
+}
+echo "| scenario | issued | answered | failed with a clear error | hung | lost |"
+echo "|---|--:|--:|--:|--:|--:|"
+grep -o 'RELIABILITY | .*' "$out" | sed -E \
+  's/RELIABILITY \| (.*) \| issued ([0-9]+) \| answered ([0-9]+) \| failed with a clear error ([0-9]+) \| hung ([0-9]+) \| lost ([0-9]+)/| \1 | \2 | \3 | \4 | \5 | \6 |/'
