@@ -992,3 +992,43 @@ func TestMaxInFlight(t *testing.T) {
 		}
 	})
 }
+
+// TestServerConfirmsHoldTheAck: with confirms on, a server acknowledges a
+// request only once the broker has confirmed its reply. A reply queue that
+// refuses replies (full, reject-publish) gets the reply nacked, so the
+// request goes back to the queue and runs again until its reply is taken.
+func TestServerConfirmsHoldTheAck(t *testing.T) {
+	queue := testQueue(t)
+	arith := newArith("s1")
+	startServer(t, arith, queue, WithConfirms(), WithPrefetch(1))
+	_, ch := rawConn(t)
+	replyQ := testQueue(t)
+	if _, err := ch.QueueDeclare(replyQ, false, false, false, false, amqp.Table{"x-max-length": int32(1), "x-overflow": "reject-publish"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, body := range []string{`{"A":1,"B":1}`, `{"A":2,"B":2}`} {
+		if err := ch.Publish("", queue, false, false, amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(body), ReplyTo: replyQ, CorrelationId: strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first reply fills the reply queue; the second is refused, so its
+	// request keeps coming back.
+	waitFor(t, 10*time.Second, "the second request runs again", func() bool { return arith.calls.Load() >= 4 })
+	replies := consumeRaw(t, ch, replyQ)
+	got := map[string]bool{}
+	for len(got) < 2 {
+		d := nextDelivery(t, replies, "reply")
+		got[d.CorrelationId] = true
+	}
+	// Once its reply is taken, the request is acknowledged: it stops coming
+	// back.
+	waitFor(t, 10*time.Second, "the request queue empties", func() bool {
+		conn, _ := rawConn(t)
+		return queueDepth(conn, queue) == 0
+	})
+	settled := arith.calls.Load()
+	time.Sleep(500 * time.Millisecond) // watching for a run that must not come
+	if now := arith.calls.Load(); now != settled {
+		t.Fatalf("calls went on from %d to %d after the reply was confirmed; want the request acknowledged", settled, now)
+	}
+}
