@@ -159,20 +159,18 @@ func (c *clientCodec) acquire(method string) error {
 		return nil
 	default:
 	}
-	tooMany := fmt.Errorf("%w: %s: %d calls already in flight", ErrTooManyCalls, method, cap(c.slots))
-	if c.timeout == 0 {
-		return tooMany
+	if c.timeout > 0 {
+		t := time.NewTimer(c.timeout)
+		defer t.Stop()
+		select {
+		case c.slots <- struct{}{}:
+			return nil
+		case <-t.C:
+		case <-c.done:
+			return ErrClosed
+		}
 	}
-	t := time.NewTimer(c.timeout)
-	defer t.Stop()
-	select {
-	case c.slots <- struct{}{}:
-		return nil
-	case <-t.C:
-		return tooMany
-	case <-c.done:
-		return ErrClosed
-	}
+	return fmt.Errorf("%w: %s: %d calls already in flight", ErrTooManyCalls, method, cap(c.slots))
 }
 
 // release frees the slots of n calls that ended.
