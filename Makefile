@@ -1,13 +1,14 @@
 # make test: vet, every test with the race detector, and a short run of each
 #            fuzz target, against a local broker.
-# make demo: the Arith example end to end through the broker.
+# make demo: the Arith example, then the order example (an order service and
+#            four services it calls), end to end through the broker.
 # Both start (or install, as root) RabbitMQ on 127.0.0.1:5672 first.
 
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 FUZZTIME ?= 10s
 
-.PHONY: test demo broker interop-deps vet fuzz soak bench reliability
+.PHONY: test demo demo-arith demo-order broker interop-deps vet fuzz soak bench reliability
 
 broker:
 	@scripts/ensure-broker.sh
@@ -31,13 +32,20 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzJSON$$' -fuzztime $(FUZZTIME) ./codec
 	$(GO) test -run '^$$' -fuzz '^FuzzGobCache$$' -fuzztime $(FUZZTIME) ./codec
 
-demo: broker
+demo: demo-arith demo-order
+
+demo-arith: broker
 	@mkdir -p bin
 	$(GO) build -o bin/arith-server ./examples/arith/server
 	$(GO) build -o bin/arith-client ./examples/arith/client
 	@bin/arith-server & server=$$!; \
 	  trap 'kill -TERM $$server 2>/dev/null; wait $$server' EXIT; \
 	  bin/arith-client
+
+# Five services and the demo orders in one process; exits 1 if an order
+# does not end as it should.
+demo-order: broker
+	$(GO) run ./examples/order
 
 # The fault tests and a 60 s soak, as the README's reliability table.
 reliability: broker
