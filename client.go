@@ -557,6 +557,9 @@ func (c *clientCodec) queueStateText() string {
 	case st.Consumers == 0:
 		return fmt.Sprintf("the queue has no consumer, %d requests waiting", st.Messages)
 	}
+	if st.Consumers == 1 {
+		return fmt.Sprintf("the queue has 1 consumer, %d requests waiting", st.Messages)
+	}
 	return fmt.Sprintf("the queue has %d consumers, %d requests waiting", st.Consumers, st.Messages)
 }
 

@@ -550,7 +550,7 @@ func TestTimeoutThenLateReplyIsDropped(t *testing.T) {
 	var r int
 	start := time.Now()
 	err := client.Call("Slow.Call", &Args{}, &r)
-	if !errors.Is(Cause(err), ErrTimeout) || !strings.Contains(err.Error(), "has 1 consumers") {
+	if !errors.Is(Cause(err), ErrTimeout) || !strings.Contains(err.Error(), "has 1 consumer,") {
 		t.Fatalf("Call(Slow.Call) = %v; want ErrTimeout saying the queue has 1 consumer", err)
 	}
 	if d := time.Since(start); d < 300*time.Millisecond || d > 5*time.Second {
@@ -1030,5 +1030,43 @@ func TestServerConfirmsHoldTheAck(t *testing.T) {
 	time.Sleep(500 * time.Millisecond) // watching for a run that must not come
 	if now := arith.calls.Load(); now != settled {
 		t.Fatalf("calls went on from %d to %d after the reply was confirmed; want the request acknowledged", settled, now)
+	}
+}
+
+func TestServeReadyAndQueueExpiry(t *testing.T) {
+	queue := testQueue(t)
+	srv := rpc.NewServer()
+	if err := srv.RegisterName("Arith", newArith("s1")); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(ctx, srv, brokerURL(t), queue, WithReady(func() { close(ready) }), WithQueueExpiry(300*time.Millisecond))
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Serve = %v before it was ready", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("WithReady's function was not called within 10s")
+	}
+	// Ready means consuming: a call made now finds the queue.
+	client := dial(t, queue)
+	var r int
+	if err := client.Call("Arith.Multiply", &Args{6, 7}, &r); err != nil || r != 42 {
+		t.Fatalf("Call right after ready = %d, %v; want 42, nil", r, err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve = %v", err)
+	}
+	// Any declare, passive ones included, counts as a use and restarts the
+	// expiry, so look once, well after it.
+	time.Sleep(1500 * time.Millisecond) // the broker's own timer: nothing to wait on
+	conn, _ := rawConn(t)
+	if n := consumerCount(conn, queue); n != -1 {
+		t.Fatalf("queue %q still exists (%d consumers) 1.5s after its last consumer left; want it expired after 300ms", queue, n)
 	}
 }

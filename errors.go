@@ -56,7 +56,12 @@ var sentinels = []error{
 // Cause returns an error that wraps the amqprpc sentinel a failed call
 // carries, so that errors.Is(amqprpc.Cause(err), amqprpc.ErrTimeout) works
 // on the [rpc.ServerError] that net/rpc hands the caller. Its text is err's.
-// Any other error is returned unchanged.
+// Any other error, a service's own included, is returned unchanged, so
+// Cause(err) != err tells a transport failure from a service error.
+//
+// An rpc.ServerError is only a string, so Cause matches its text: a service
+// that returns the error of a call it made itself, unchanged, hands that
+// failure on to its own caller. Services should wrap such errors.
 func Cause(err error) error {
 	var se rpc.ServerError
 	if !errors.As(err, &se) {

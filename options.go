@@ -36,6 +36,8 @@ type options struct {
 	confirms      bool
 	transient     bool
 	quorum        bool
+	queueExpiry   time.Duration
+	ready         func()
 	maxBody       int
 	maxInFlight   int
 	reconnectMin  time.Duration
@@ -71,6 +73,8 @@ func newOptions(opts []Option) (*options, error) {
 		return nil, fmt.Errorf("amqprpc: WithMaxBodySize(%d): want at least 1", o.maxBody)
 	case o.reconnectMin <= 0 || o.reconnectMax < o.reconnectMin:
 		return nil, fmt.Errorf("amqprpc: WithReconnectBackoff(%v, %v): want 0 < min <= max", o.reconnectMin, o.reconnectMax)
+	case o.queueExpiry < 0 || (o.queueExpiry > 0 && o.queueExpiry < time.Millisecond):
+		return nil, fmt.Errorf("amqprpc: WithQueueExpiry(%v): want at least 1ms", o.queueExpiry)
 	case o.quorum && o.transient:
 		return nil, fmt.Errorf("amqprpc: WithQuorumQueue and WithTransientQueue: quorum queues are always durable")
 	}
@@ -143,6 +147,19 @@ func WithTransientQueue() Option { return func(o *options) { o.transient = true 
 // WithQuorumQueue makes a server declare its request queue as a replicated
 // quorum queue (x-queue-type: quorum), for clusters.
 func WithQuorumQueue() Option { return func(o *options) { o.quorum = true } }
+
+// WithQueueExpiry makes a server declare its request queue so that the
+// broker deletes it once it has had no consumer for d (x-expires): for
+// short-lived services, demos and tests. Requests still waiting in it are
+// deleted with it. Every server of the queue must use the same d. Off by
+// default.
+func WithQueueExpiry(d time.Duration) Option { return func(o *options) { o.queueExpiry = d } }
+
+// WithReady has [Serve] call f once, from the goroutine that called Serve,
+// as soon as its queue is declared and consumed, before it serves the first
+// request: the moment callers in the same process can start. f must not
+// block for long.
+func WithReady(f func()) Option { return func(o *options) { o.ready = f } }
 
 // WithMaxBodySize bounds request and reply bodies in bytes (default
 // [DefaultMaxBodySize]). A larger request gets an [ErrBodyTooLarge] error

@@ -35,6 +35,9 @@ func Serve(ctx context.Context, srv *rpc.Server, url, queue string, opts ...Opti
 	if err != nil {
 		return err
 	}
+	if o.ready != nil {
+		o.ready()
+	}
 	stop := context.AfterFunc(ctx, sc.t.Stop)
 	defer stop()
 	srv.ServeCodec(sc) // ends with sc.Close once every reply is written
@@ -106,7 +109,7 @@ func newServerCodec(cfg transport.ServerConfig, queue string, o *options) (*serv
 	if err := checkQueueName(queue); err != nil {
 		return nil, err
 	}
-	cfg.Queue = transport.QueueConfig{Name: queue, Durable: !o.transient, Quorum: o.quorum}
+	cfg.Queue = transport.QueueConfig{Name: queue, Durable: !o.transient, Quorum: o.quorum, Expires: o.queueExpiry}
 	cfg.Prefetch = o.prefetch
 	cfg.Confirm = o.confirms
 	cfg.Backoff = o.backoff()

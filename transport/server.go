@@ -21,6 +21,9 @@ type QueueConfig struct {
 	Durable bool
 	// Quorum declares a replicated quorum queue (x-queue-type: quorum).
 	Quorum bool
+	// Expires, when set, has the broker delete the queue once it has gone
+	// unused (no consumer) that long (x-expires).
+	Expires time.Duration
 }
 
 // ServerConfig configures a Server.
@@ -408,13 +411,16 @@ func (s *Server) setup(sess *serverSession) (err error) {
 // the existing queue fails with the broker's PRECONDITION_FAILED text, which
 // names the argument that differs.
 func declareQueue(ch *amqp.Channel, q QueueConfig) error {
-	var args amqp.Table
+	args := amqp.Table{}
 	durable := q.Durable
 	kind := "classic"
 	if q.Quorum {
-		args = amqp.Table{"x-queue-type": "quorum"}
+		args["x-queue-type"] = "quorum"
 		durable = true
 		kind = "quorum"
+	}
+	if q.Expires > 0 {
+		args["x-expires"] = q.Expires.Milliseconds()
 	}
 	if _, err := ch.QueueDeclare(q.Name, durable, false, false, false, args); err != nil {
 		return errorf("declare %s queue %q (durable=%v): %w", kind, q.Name, durable, err)
