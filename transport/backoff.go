@@ -27,3 +27,9 @@ func (b Backoff) Delay(attempt int) time.Duration {
 	half := d / 2
 	return half + rand.N(d-half+1)
 }
+
+// stableSession is how long a session must last for the next reconnect to
+// start again from the shortest delay. A session that ends sooner (a broker
+// that refuses every session, say for a missing permission) keeps the delay
+// growing instead of reconnecting in a tight loop.
+const stableSession = 5 * time.Second

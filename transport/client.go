@@ -218,7 +218,9 @@ func (c *Client) Close() error {
 // run owns the sessions: it watches one until it ends, then reconnects.
 func (c *Client) run(s *clientSession) {
 	defer close(c.stopped)
+	attempt := 0
 	for {
+		began := time.Now()
 		err := c.watch(s)
 		c.mu.Lock()
 		c.sess = nil
@@ -230,7 +232,10 @@ func (c *Client) run(s *clientSession) {
 		}
 		c.log.Warn("amqprpc: client session lost", "gen", s.gen, "err", err)
 		c.h.SessionLost(s.gen, err)
-		if s = c.reconnect(s.gen + 1); s == nil {
+		if time.Since(began) >= stableSession {
+			attempt = 0
+		}
+		if s, attempt = c.reconnect(s.gen+1, attempt); s == nil {
 			return
 		}
 		c.log.Info("amqprpc: client reconnected", "gen", s.gen, "reply_to", s.replyTo)
@@ -279,17 +284,17 @@ func (c *Client) watch(s *clientSession) error {
 
 // reconnect opens a new session, waiting between attempts, until it works or
 // Close is called. On a borrowed connection that has closed it gives up.
-func (c *Client) reconnect(gen uint64) *clientSession {
-	for attempt := 0; ; attempt++ {
+func (c *Client) reconnect(gen uint64, first int) (*clientSession, int) {
+	for attempt := first; ; attempt++ {
 		if !c.wait(c.cfg.Backoff.Delay(attempt)) {
-			return nil
+			return nil, attempt
 		}
 		if c.cfg.Conn != nil && c.cfg.Conn.IsClosed() {
 			c.mu.Lock()
 			c.lost = true
 			c.lastErr = fmt.Errorf("%w: the borrowed connection is closed", ErrConnectionLost)
 			c.mu.Unlock()
-			return nil
+			return nil, attempt
 		}
 		s, err := c.open(gen)
 		if err != nil {
@@ -303,12 +308,12 @@ func (c *Client) reconnect(gen uint64) *clientSession {
 		if c.closed {
 			c.mu.Unlock()
 			s.close()
-			return nil
+			return nil, attempt
 		}
 		c.sess = s
 		c.lastErr = nil
 		c.mu.Unlock()
-		return s
+		return s, attempt + 1
 	}
 }
 

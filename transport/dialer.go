@@ -5,8 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -91,9 +94,16 @@ func (d *Dialer) dialOne(ctx context.Context, rawURL string) (*amqp.Connection, 
 			stop()
 		}
 	}()
+	// amqp091-go writes the URL's host into the ServerName of the config it
+	// is given: give it a copy, so that every URL is checked against its
+	// own host and a config shared by several dialers is never written.
+	var tlsConfig *tls.Config
+	if d.TLSConfig != nil {
+		tlsConfig = d.TLSConfig.Clone()
+	}
 	cfg := amqp.Config{
 		Heartbeat:       orDefault(d.Heartbeat, DefaultHeartbeat),
-		TLSClientConfig: d.TLSConfig,
+		TLSClientConfig: tlsConfig,
 		Locale:          "en_US",
 		Properties:      amqp.Table{"product": "amqprpc"},
 		Dial: func(network, addr string) (net.Conn, error) {
@@ -117,9 +127,38 @@ func (d *Dialer) dialOne(ctx context.Context, rawURL string) (*amqp.Connection, 
 	}
 	conn, err := amqp.DialConfig(rawURL, cfg)
 	if err != nil {
-		return nil, &DialError{URL: RedactURL(rawURL), text: scrub(err.Error(), rawURL), err: err}
+		text := scrub(err.Error(), rawURL)
+		if hint := tlsHangUpHint(rawURL, d.TLSConfig, err); hint != "" {
+			text += " (" + hint + ")"
+		}
+		return nil, &DialError{URL: RedactURL(rawURL), text: text, err: err}
 	}
 	return conn, nil
+}
+
+// tlsHangUpHint explains a TLS connection the broker closed without saying
+// why. With TLS 1.3 a broker judges the client's certificate after the
+// client has finished its side of the handshake, and its alert often loses
+// the race with the client's first write: the client then sees only a reset.
+func tlsHangUpHint(rawURL string, c *tls.Config, err error) string {
+	if !strings.HasPrefix(strings.ToLower(rawURL), "amqps://") {
+		return ""
+	}
+	var certErr *tls.CertificateVerificationError
+	if errors.As(err, &certErr) || strings.Contains(err.Error(), "certificate") {
+		return "" // the error already says what is wrong
+	}
+	hungUp := false
+	for _, e := range []error{syscall.ECONNRESET, syscall.EPIPE, net.ErrClosed, io.EOF, io.ErrUnexpectedEOF, amqp.ErrClosed} {
+		hungUp = hungUp || errors.Is(err, e)
+	}
+	if !hungUp {
+		return ""
+	}
+	if c == nil || (len(c.Certificates) == 0 && c.GetClientCertificate == nil) {
+		return "the broker hung up during or right after the TLS handshake: it may require a client certificate, and none was given in WithTLSConfig"
+	}
+	return "the broker hung up during or right after the TLS handshake: it may not accept the client certificate given in WithTLSConfig"
 }
 
 // DialError reports a failure to connect to one broker URL. Its text never

@@ -243,7 +243,9 @@ func (s *Server) Close() error {
 
 func (s *Server) run(sess *serverSession) {
 	defer close(s.stopped)
+	attempt := 0
 	for {
+		began := time.Now()
 		err := s.watch(sess)
 		s.setSession(nil, err)
 		sess.close()
@@ -259,7 +261,10 @@ func (s *Server) run(sess *serverSession) {
 			return
 		default:
 		}
-		if sess = s.reconnect(sess.gen + 1); sess == nil {
+		if time.Since(began) >= stableSession {
+			attempt = 0
+		}
+		if sess, attempt = s.reconnect(sess.gen+1, attempt); sess == nil {
 			return
 		}
 		s.log.Info("amqprpc: server reconnected", "queue", s.cfg.Queue.Name, "gen", sess.gen)
@@ -316,23 +321,23 @@ func (sess *serverSession) settle(conf amqp.Confirmation) {
 	_ = req.Nack(false, true)
 }
 
-func (s *Server) reconnect(gen uint64) *serverSession {
-	for attempt := 0; ; attempt++ {
+func (s *Server) reconnect(gen uint64, first int) (*serverSession, int) {
+	for attempt := first; ; attempt++ {
 		t := time.NewTimer(s.cfg.Backoff.Delay(attempt))
 		select {
 		case <-s.ctx.Done():
 			t.Stop()
-			return nil
+			return nil, attempt
 		case <-s.stopping:
 			t.Stop()
-			return nil
+			return nil, attempt
 		case <-t.C:
 		}
 		if s.cfg.Conn != nil && s.cfg.Conn.IsClosed() {
 			s.mu.Lock()
 			s.lastErr = fmt.Errorf("%w: the borrowed connection is closed", ErrConnectionLost)
 			s.mu.Unlock()
-			return nil
+			return nil, attempt
 		}
 		sess, err := s.open(gen)
 		if err != nil {
@@ -343,7 +348,7 @@ func (s *Server) reconnect(gen uint64) *serverSession {
 			continue
 		}
 		s.setSession(sess, nil)
-		return sess
+		return sess, attempt + 1
 	}
 }
 
