@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -112,14 +113,15 @@ func (d *Dialer) dialOne(ctx context.Context, rawURL string) (*amqp.Connection, 
 			if err != nil {
 				return nil, err
 			}
-			// The deadline bounds the TLS and AMQP handshakes; amqp091-go
+			dc := &deadlineConn{Conn: c, timeout: writeTimeout}
+			// This deadline bounds the TLS and AMQP handshakes; amqp091-go
 			// clears it once the connection is open.
-			if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+			if err := dc.SetDeadline(time.Now().Add(timeout)); err != nil {
 				c.Close()
 				return nil, err
 			}
 			stops = append(stops, context.AfterFunc(ctx, func() { c.Close() }))
-			return &deadlineConn{Conn: c, timeout: writeTimeout}, nil
+			return dc, nil
 		},
 	}
 	if d.Name != "" {
@@ -176,16 +178,48 @@ func (e *DialError) Error() string { return "amqprpc: connect to " + e.URL + ": 
 // x509.UnknownAuthorityError or an *amqp.Error.
 func (e *DialError) Unwrap() error { return e.err }
 
-// deadlineConn sets a write deadline before every write, so that no write to
-// a broker can block longer than timeout.
+// deadlineConn keeps a write deadline ahead of every write, so that no write
+// to a broker can block longer than timeout. Setting a deadline costs more
+// than checking the clock, so it is moved only once less than half of
+// timeout is left: every write gets between timeout/2 and timeout.
+//
+// A deadline set from outside (amqp091-go's handshake and CloseDeadline)
+// stands until it is cleared: Write does not move it.
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
+	until   atomic.Int64 // the write deadline, in Unix nanoseconds; 0: none
+	pinned  atomic.Bool  // the deadline was set from outside
+}
+
+func (c *deadlineConn) SetDeadline(t time.Time) error {
+	c.pin(t)
+	return c.Conn.SetDeadline(t)
+}
+
+func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
+	c.pin(t)
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *deadlineConn) pin(t time.Time) {
+	if t.IsZero() {
+		c.pinned.Store(false)
+		c.until.Store(0)
+		return
+	}
+	c.pinned.Store(true)
+	c.until.Store(t.UnixNano())
 }
 
 func (c *deadlineConn) Write(b []byte) (int, error) {
-	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.timeout)); err != nil {
-		return 0, err
+	now := time.Now()
+	if !c.pinned.Load() && c.until.Load()-now.UnixNano() < int64(c.timeout/2) {
+		until := now.Add(c.timeout)
+		if err := c.Conn.SetWriteDeadline(until); err != nil {
+			return 0, err
+		}
+		c.until.Store(until.UnixNano())
 	}
 	return c.Conn.Write(b)
 }

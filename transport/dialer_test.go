@@ -79,3 +79,46 @@ func TestDialNeedsAURL(t *testing.T) {
 		t.Fatalf("Dial with no URL = %v; want ErrNoURL", err)
 	}
 }
+
+func TestDeadlineConnKeepsADeadlineAhead(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	dc := &deadlineConn{Conn: a, timeout: 200 * time.Millisecond}
+	// Nobody reads b: a write must fail by its deadline, not block.
+	done := make(chan error, 1)
+	go func() {
+		_, err := dc.Write([]byte("x"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Write to a peer that never reads = nil; want a timeout")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Write to a peer that never reads blocked past its deadline")
+	}
+	// A deadline set from outside stands; clearing it re-arms ours.
+	if err := dc.SetDeadline(time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if !dc.pinned.Load() {
+		t.Fatal("SetDeadline did not pin the deadline")
+	}
+	if err := dc.SetDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_, err := dc.Write([]byte("y"))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Write after clearing the deadline = nil; want a timeout")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Write after the deadline was cleared blocked: ours was not re-armed")
+	}
+}
