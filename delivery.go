@@ -29,8 +29,12 @@ type Delivery struct {
 	Redelivered bool `json:"-"`
 }
 
-// setDelivery is how the server codec finds an embedded Delivery.
+// setDelivery is how the server codec finds an embedded Delivery. An
+// embedded *Delivery left nil is left alone.
 func (d *Delivery) setDelivery(messageID string, redelivered bool) {
+	if d == nil {
+		return
+	}
 	d.MessageID = messageID
 	d.Redelivered = redelivered
 }

@@ -11,9 +11,11 @@ import (
 // text instead of a body.
 const ErrorHeader = "x-rpc-error"
 
-// maxErrorText bounds the error text a server puts in a reply header, which
-// must fit in one AMQP frame.
-const maxErrorText = 16 << 10
+// maxErrorText bounds the error text a server puts in a reply header. A
+// content header cannot be split across frames, and a broker may set
+// frame_max as low as 4096 bytes; a header over it would cost the server its
+// connection.
+const maxErrorText = 3 << 10
 
 // maxShortString is AMQP's limit on a queue name or a short string property.
 const maxShortString = 255

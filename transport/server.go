@@ -191,7 +191,7 @@ func (s *Server) Stop() {
 
 // Respond publishes msg to the request's reply_to, when it has one, and then
 // acknowledges the request; with confirms on, the acknowledgement waits for
-// the broker's confirm of the reply and a nacked reply requeues the request.
+// the broker's confirm of the reply (see settle for a refused one).
 // A request whose session has ended is not acknowledged: the broker has
 // already put it back in the queue.
 func (s *Server) Respond(req *Request, msg *amqp.Publishing) error {
@@ -288,7 +288,7 @@ func (s *Server) watch(sess *serverSession) error {
 			return ErrClosed
 		case conf, ok := <-sess.confirms:
 			if ok {
-				sess.settle(conf)
+				s.settle(sess, conf)
 			}
 		case b, ok := <-sess.blockings:
 			if ok {
@@ -304,21 +304,27 @@ func (s *Server) watch(sess *serverSession) error {
 	}
 }
 
-// settle acknowledges a request once its reply is confirmed, or requeues it
-// when the broker refused the reply.
-func (sess *serverSession) settle(conf amqp.Confirmation) {
+// settle acknowledges a request once its reply is confirmed. When the
+// broker refuses the reply (a full reply queue that rejects publishes), the
+// request goes back to the queue for one more try; refused again, it is
+// acknowledged with its reply lost, so that no caller can make a service
+// run one request over and over.
+func (s *Server) settle(sess *serverSession, conf amqp.Confirmation) {
 	sess.pubMu.Lock()
 	req := sess.acks[conf.DeliveryTag]
 	delete(sess.acks, conf.DeliveryTag)
 	sess.pubMu.Unlock()
-	if req == nil {
-		return
-	}
-	if conf.Ack {
+	switch {
+	case req == nil:
+	case conf.Ack:
 		_ = ackRequest(req)
-		return
+	case !req.Redelivered:
+		_ = req.Nack(false, true)
+	default:
+		s.log.Warn("amqprpc: the broker refused a reply twice; the request is acknowledged and its reply lost",
+			"queue", s.cfg.Queue.Name, "reply_to", clip(req.ReplyTo, 80), "correlation_id", clip(req.CorrelationId, 80))
+		_ = ackRequest(req)
 	}
-	_ = req.Nack(false, true)
 }
 
 func (s *Server) reconnect(gen uint64, first int) (*serverSession, int) {
