@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/rpc"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,21 +66,28 @@ type clientCodec struct {
 	bodies   codec.Codec
 	enc      codec.Encoding
 	queue    string
+	idPrefix string // random, ends with '.': see correlationID
 	timeout  time.Duration
 	expires  string // the timeout in milliseconds, for the expiration property
 	maxBody  int
 	confirms bool
 	log      *slog.Logger
 
-	mu      sync.Mutex // guards calls, lostGen, readies, ready, readyAt, closed and timerAt
+	// mu guards calls (and each call's gen, msg and confirmed), lostGen,
+	// readies, ready, readyAt, closed, ended and timerAt.
+	mu      sync.Mutex
 	calls   pendingCalls
 	lostGen uint64     // the latest transport session reported lost
 	readies uint64     // how many times a session came up
 	ready   []response // responses waiting for ReadResponseHeader, from readyAt
 	readyAt int
 	closed  bool
+	ended   error       // why the transport gave up for good
 	timer   *time.Timer // fires at timerAt to fail calls past their deadline
 	timerAt time.Time   // zero while the timer is idle
+
+	flushing sync.Mutex     // held by SessionReady while it publishes waiting requests
+	expiring sync.WaitGroup // expire runs under way; Close waits for them
 
 	wake  chan struct{} // capacity 1: ready grew or the codec closed
 	done  chan struct{} // closed by Close
@@ -111,6 +119,7 @@ func newClientCodec(cfg transport.ClientConfig, queue string, o *options) (*clie
 		log:      loggerOrDiscard(o.logger),
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
+		idPrefix: strings.ReplaceAll(uuid.NewString(), "-", "")[:12] + ".",
 	}
 	if o.maxInFlight > 0 {
 		c.slots = make(chan struct{}, o.maxInFlight)
@@ -196,7 +205,7 @@ func (c *clientCodec) writeRequest(r *rpc.Request, args any, start time.Time) er
 		return fmt.Errorf("%w: %s request of %d bytes, limit %d", ErrBodyTooLarge, r.ServiceMethod, len(body), c.maxBody)
 	}
 	msg := &amqp.Publishing{
-		CorrelationId: strconv.FormatUint(r.Seq, 10),
+		CorrelationId: c.correlationID(r.Seq),
 		Type:          r.ServiceMethod,
 		ContentType:   c.enc.ContentType(),
 		MessageId:     uuid.NewString(),
@@ -232,6 +241,13 @@ func (c *clientCodec) writeRequest(r *rpc.Request, args any, start time.Time) er
 			}
 			if gen <= c.lostGen {
 				c.lostLocked(cl, nil)
+				if cl.waiting() && c.readies != readies {
+					// Kept to be sent again, but the session that
+					// would send it may already be up: send it now.
+					readies = c.readies
+					c.mu.Unlock()
+					continue
+				}
 			}
 		case errors.Is(err, transport.ErrNotConnected):
 			if c.readies != readies {
@@ -251,6 +267,29 @@ func (c *clientCodec) writeRequest(r *rpc.Request, args any, start time.Time) er
 		return nil
 	}
 }
+
+// correlationID names the call with sequence seq: the client's random
+// prefix and seq. The prefix makes a reply hard to forge for anyone who
+// learns the reply queue's name: a reply with an id the client did not give
+// out is dropped, where one that decodes into the wrong type would end the
+// *rpc.Client.
+func (c *clientCodec) correlationID(seq uint64) string {
+	var buf [40]byte
+	b := append(buf[:0], c.idPrefix...)
+	return string(strconv.AppendUint(b, seq, 10))
+}
+
+// parseCorrelationID returns the sequence a correlation id of this client
+// names.
+func (c *clientCodec) parseCorrelationID(id string) (uint64, error) {
+	rest, ok := strings.CutPrefix(id, c.idPrefix)
+	if !ok {
+		return 0, errForeignID
+	}
+	return strconv.ParseUint(rest, 10, 64)
+}
+
+var errForeignID = errors.New("amqprpc: correlation id of another client")
 
 // keep copies a request whose body lives in a reused buffer.
 func keep(msg *amqp.Publishing) *amqp.Publishing {
@@ -276,10 +315,13 @@ func (c *clientCodec) ReadResponseHeader(r *rpc.Response) error {
 			r.Error = c.cur.err
 			return nil
 		}
-		closed := c.closed
+		closed, ended := c.closed, c.ended
 		c.mu.Unlock()
 		if closed {
 			return io.EOF
+		}
+		if ended != nil {
+			return ended
 		}
 		<-c.wake
 	}
@@ -314,12 +356,13 @@ func (c *clientCodec) Close() error {
 	close(c.done)
 	c.mu.Unlock()
 	c.signal()
+	c.expiring.Wait()
 	return c.t.Close()
 }
 
 // Reply implements transport.ClientHandler.
 func (c *clientCodec) Reply(d amqp.Delivery) {
-	seq, err := strconv.ParseUint(d.CorrelationId, 10, 64)
+	seq, err := c.parseCorrelationID(d.CorrelationId)
 	if err != nil {
 		c.log.Debug("amqprpc: dropped a reply with a foreign correlation id", "correlation_id", clip(d.CorrelationId, 64))
 		return
@@ -377,7 +420,7 @@ func (c *clientCodec) Confirmed(correlationID string, ack bool) {
 		c.failByID(correlationID, fmt.Sprintf("%v (queue %q)", ErrNacked, c.queue))
 		return
 	}
-	seq, err := strconv.ParseUint(correlationID, 10, 64)
+	seq, err := c.parseCorrelationID(correlationID)
 	if err != nil {
 		return
 	}
@@ -423,6 +466,8 @@ func (c *clientCodec) lostLocked(cl *call, err error) {
 // SessionReady implements transport.ClientHandler: it publishes the requests
 // that waited while the client was between connections.
 func (c *clientCodec) SessionReady(gen uint64) {
+	c.flushing.Lock() // one flush at a time, in session order
+	defer c.flushing.Unlock()
 	c.mu.Lock()
 	c.readies++
 	var waiting []*call
@@ -463,9 +508,24 @@ func (c *clientCodec) SessionReady(gen uint64) {
 	}
 }
 
+// Ended implements transport.ClientHandler: the borrowed connection is gone
+// for good. Every call fails, and ReadResponseHeader then returns err, which
+// ends the *rpc.Client: later calls fail with rpc.ErrShutdown.
+func (c *clientCodec) Ended(err error) {
+	c.mu.Lock()
+	var all []*call
+	c.calls.each(func(cl *call) { all = append(all, cl) })
+	for _, cl := range all {
+		c.failLocked(cl, fmt.Sprintf("%s (call %s)", lostText(err), cl.method))
+	}
+	c.ended = err
+	c.mu.Unlock()
+	c.signal()
+}
+
 // failByID fails the call a correlation id names, if it is still pending.
 func (c *clientCodec) failByID(correlationID, text string) {
-	seq, err := strconv.ParseUint(correlationID, 10, 64)
+	seq, err := c.parseCorrelationID(correlationID)
 	if err != nil {
 		return
 	}
@@ -516,6 +576,8 @@ func (c *clientCodec) expire() {
 		c.mu.Unlock()
 		return
 	}
+	c.expiring.Add(1)
+	defer c.expiring.Done()
 	c.timerAt = time.Time{}
 	expired := c.calls.popExpired(time.Now(), nil)
 	if next, ok := c.calls.nextDeadline(); ok {

@@ -1063,3 +1063,75 @@ func TestServeReadyAndQueueExpiry(t *testing.T) {
 		t.Fatalf("queue %q still exists (%d consumers) 1.5s after its last consumer left; want it expired after 300ms", queue, n)
 	}
 }
+
+// TestBorrowedConnectionClosedForGood: codecs built on a connection the
+// caller owns give up when it closes for good, instead of waiting forever.
+func TestBorrowedConnectionClosedForGood(t *testing.T) {
+	queue := testQueue(t)
+	arith := newArith("s1")
+	startServer(t, arith, queue)
+	t.Cleanup(arith.open)
+
+	t.Run("client", func(t *testing.T) {
+		conn, err := amqp.Dial(brokerURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc, err := NewClientCodec(conn, queue, WithCallTimeout(0)) // no timeout to save it
+		if err != nil {
+			t.Fatal(err)
+		}
+		client := rpc.NewClientWithCodec(cc)
+		defer client.Close()
+		pending := client.Go("Arith.Wait", &Args{1, 1}, new(int), nil)
+		<-arith.began
+		conn.Close()
+		// Made while the client is between sessions, this call waits for a
+		// reconnect that can never come.
+		waiting := client.Go("Arith.Multiply", &Args{2, 2}, new(int), nil)
+		select {
+		case c := <-waiting.Done:
+			if c.Error == nil {
+				t.Fatal("a call made after the borrowed connection closed succeeded")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a call waiting for a reconnect hung after its borrowed connection closed for good")
+		}
+		select {
+		case c := <-pending.Done:
+			if !errors.Is(Cause(c.Error), ErrConnectionLost) && !errors.Is(c.Error, ErrConnectionLost) {
+				t.Fatalf("call in flight when the borrowed connection closed = %v; want ErrConnectionLost", c.Error)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a call in flight hung after its borrowed connection closed")
+		}
+		var r int
+		within(t, 10*time.Second, "a call after the connection closed", func() {
+			if err := client.Call("Arith.Multiply", &Args{1, 1}, &r); err == nil {
+				t.Error("Call after the borrowed connection closed = nil; want an error")
+			}
+		})
+	})
+
+	t.Run("server", func(t *testing.T) {
+		conn, err := amqp.Dial(brokerURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := NewServerCodec(conn, queue)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := rpc.NewServer()
+		if err := srv.RegisterName("Arith", newArith("s2")); err != nil {
+			t.Fatal(err)
+		}
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			srv.ServeCodec(sc)
+		}()
+		conn.Close()
+		within(t, 15*time.Second, "ServeCodec after its borrowed connection closed", func() { <-served })
+	})
+}

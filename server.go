@@ -223,25 +223,26 @@ func (c *serverCodec) send(o outbound) {
 		return
 	}
 	c.repliesMu.RUnlock()
-	c.reply(o)
+	var buf []byte // not c.buf: several goroutines may get here at once
+	c.reply(o, &buf)
 }
 
 // publishReplies sends the queued replies until Close closes the queue.
 func (c *serverCodec) publishReplies() {
 	defer close(c.published)
 	for o := range c.replies {
-		c.reply(o)
+		c.reply(o, &c.buf)
 	}
 }
 
-// reply encodes, publishes and acknowledges one reply. A reply that cannot
-// be encoded or is too large becomes an error reply.
-func (c *serverCodec) reply(o outbound) {
+// reply encodes (into *buf, reused), publishes and acknowledges one reply.
+// A reply that cannot be encoded or is too large becomes an error reply.
+func (c *serverCodec) reply(o outbound, buf *[]byte) {
 	in := o.in
 	defer c.done(in.seq)
 	var payload []byte
 	if o.errText == "" {
-		b, err := c.bodies.Marshal(c.buf[:0], in.enc, o.body)
+		b, err := c.bodies.Marshal((*buf)[:0], in.enc, o.body)
 		switch {
 		case err != nil:
 			o.errText = fmt.Sprintf("amqprpc: %s: %s", in.method, detail(err))
@@ -250,7 +251,7 @@ func (c *serverCodec) reply(o outbound) {
 		default:
 			payload = b
 		}
-		c.buf = b
+		*buf = b
 	}
 	_ = c.respond(in, payload, o.errText)
 }

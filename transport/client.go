@@ -31,7 +31,13 @@ type ClientHandler interface {
 	// on it that has no reply yet will never get one.
 	SessionLost(gen uint64, err error)
 	// SessionReady reports that session gen is up and Publish works again.
+	// It is called on a goroutine of its own, so that the Client goes on
+	// draining the broker's notifications while the handler publishes; it
+	// may overlap a later SessionLost, and the Client waits for it on Close.
 	SessionReady(gen uint64)
+	// Ended reports that the Client gave up for good: its borrowed
+	// connection closed. Nothing will be delivered after it.
+	Ended(err error)
 }
 
 // ClientConfig configures a Client.
@@ -71,9 +77,10 @@ type Client struct {
 	started bool
 	closed  bool
 
-	ctx     context.Context // cancelled by Close: stops the owning goroutine and any dial
-	cancel  context.CancelFunc
-	stopped chan struct{} // closed when the owning goroutine has ended
+	ctx      context.Context // cancelled by Close: stops the owning goroutine and any dial
+	cancel   context.CancelFunc
+	stopped  chan struct{}  // closed when the owning goroutine has ended
+	handlers sync.WaitGroup // SessionReady calls and InspectQueue questions under way
 }
 
 // clientSession is one connection (or borrowed connection) and channel with
@@ -212,6 +219,7 @@ func (c *Client) Close() error {
 		return nil
 	}
 	<-c.stopped
+	c.handlers.Wait()
 	return nil
 }
 
@@ -236,10 +244,21 @@ func (c *Client) run(s *clientSession) {
 			attempt = 0
 		}
 		if s, attempt = c.reconnect(s.gen+1, attempt); s == nil {
+			if c.ctx.Err() == nil {
+				c.mu.Lock()
+				err := c.lastErr
+				c.mu.Unlock()
+				c.h.Ended(err)
+			}
 			return
 		}
 		c.log.Info("amqprpc: client reconnected", "gen", s.gen, "reply_to", s.replyTo)
-		c.h.SessionReady(s.gen)
+		gen := s.gen
+		c.handlers.Add(1)
+		go func() {
+			defer c.handlers.Done()
+			c.h.SessionReady(gen)
+		}()
 	}
 }
 

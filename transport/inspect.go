@@ -16,7 +16,7 @@ type QueueState struct {
 // InspectQueue asks the broker about queue with a passive declare on a
 // short-lived channel of the current connection. It gives up after wait, so
 // a broker that does not answer cannot hold the caller; the abandoned
-// request ends when the connection does.
+// question ends when the connection does, and Close waits for it.
 func (c *Client) InspectQueue(queue string, wait time.Duration) (QueueState, error) {
 	s, err := c.current()
 	if err != nil {
@@ -27,7 +27,9 @@ func (c *Client) InspectQueue(queue string, wait time.Duration) (QueueState, err
 		err   error
 	}
 	res := make(chan result, 1)
+	c.handlers.Add(1)
 	go func() {
+		defer c.handlers.Done()
 		ch, err := s.conn.Channel()
 		if err != nil {
 			res <- result{err: errorf("inspect queue %q: %w", queue, err)}

@@ -57,15 +57,15 @@ type Server struct {
 	cfg ServerConfig
 	log *slog.Logger
 
-	mu      sync.Mutex     // guards sess, changed and lastErr
+	mu      sync.Mutex     // guards sess and changed
 	sess    *serverSession // nil while between connections
 	changed chan struct{}  // closed (and replaced) whenever sess changes
-	lastErr error
 
 	ctx      context.Context // cancelled by Close
 	cancel   context.CancelFunc
 	stopping chan struct{} // closed by Stop
 	stopOnce sync.Once
+	dead     chan struct{} // closed when the borrowed connection is gone for good
 	drained  atomic.Bool   // Next has cancelled the consumer and drained it
 	stopped  chan struct{} // closed when the owning goroutine has ended
 	poison   *poisonGuard
@@ -103,6 +103,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		log:      loggerOrDiscard(cfg.Logger),
 		changed:  make(chan struct{}),
 		stopping: make(chan struct{}),
+		dead:     make(chan struct{}),
 		stopped:  make(chan struct{}),
 		poison:   newPoisonGuard(),
 	}
@@ -119,7 +120,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 
 // Next returns the next request. After Stop it cancels the consumer, returns
 // every request delivered but not yet taken to the queue (nack with
-// requeue), and then returns ErrStopped; after Close it returns ErrClosed.
+// requeue), and then returns ErrStopped; after Close, or once a borrowed
+// connection has closed for good, it returns ErrClosed.
 func (s *Server) Next() (Request, error) {
 	for {
 		if s.ctx.Err() != nil {
@@ -153,10 +155,14 @@ func (s *Server) Next() (Request, error) {
 			case <-changed:
 			case <-s.stopping:
 			case <-s.ctx.Done():
+			case <-s.dead:
+				return Request{}, ErrClosed
 			}
 		case <-changed:
 		case <-s.stopping:
 		case <-s.ctx.Done():
+		case <-s.dead:
+			return Request{}, ErrClosed
 		}
 	}
 }
@@ -247,7 +253,7 @@ func (s *Server) run(sess *serverSession) {
 	for {
 		began := time.Now()
 		err := s.watch(sess)
-		s.setSession(nil, err)
+		s.setSession(nil)
 		sess.close()
 		if s.ctx.Err() != nil {
 			return
@@ -271,10 +277,9 @@ func (s *Server) run(sess *serverSession) {
 	}
 }
 
-func (s *Server) setSession(sess *serverSession, err error) {
+func (s *Server) setSession(sess *serverSession) {
 	s.mu.Lock()
 	s.sess = sess
-	s.lastErr = err
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
@@ -340,29 +345,18 @@ func (s *Server) reconnect(gen uint64, first int) (*serverSession, int) {
 		case <-t.C:
 		}
 		if s.cfg.Conn != nil && s.cfg.Conn.IsClosed() {
-			s.mu.Lock()
-			s.lastErr = fmt.Errorf("%w: the borrowed connection is closed", ErrConnectionLost)
-			s.mu.Unlock()
+			s.log.Error("amqprpc: the borrowed connection is closed; the server stops", "queue", s.cfg.Queue.Name)
+			close(s.dead)
 			return nil, attempt
 		}
 		sess, err := s.open(gen)
 		if err != nil {
-			s.mu.Lock()
-			s.lastErr = err
-			s.mu.Unlock()
 			s.log.Warn("amqprpc: server reconnect failed", "queue", s.cfg.Queue.Name, "attempt", attempt+1, "err", err)
 			continue
 		}
-		s.setSession(sess, nil)
+		s.setSession(sess)
 		return sess, attempt + 1
 	}
-}
-
-// Err returns why the Server is not connected, or nil.
-func (s *Server) Err() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lastErr
 }
 
 func (s *Server) open(gen uint64) (*serverSession, error) {
