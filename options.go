@@ -67,6 +67,8 @@ func newOptions(opts []Option) (*options, error) {
 		return nil, fmt.Errorf("amqprpc: WithCallTimeout(%v): want 0 (never) or more", o.callTimeout)
 	case o.callTimeout > 0 && o.callTimeout < time.Millisecond:
 		return nil, fmt.Errorf("amqprpc: WithCallTimeout(%v): want at least 1ms, the unit of AMQP expiration", o.callTimeout)
+	case o.heartbeat < 0:
+		return nil, fmt.Errorf("amqprpc: WithHeartbeat(%v): want 0 (the default) or more", o.heartbeat)
 	case o.maxInFlight < 0:
 		return nil, fmt.Errorf("amqprpc: WithMaxInFlight(%d): want 0 (no limit) or more", o.maxInFlight)
 	case o.maxBody < 1:
@@ -127,11 +129,13 @@ func WithURLs(urls ...string) Option {
 
 // WithTLSConfig sets the TLS configuration for amqps:// URLs: a custom CA in
 // RootCAs, a client certificate for mutual TLS, a ServerName (default: the
-// system roots and the URL's host).
+// system roots and the URL's host). It has no effect on amqp:// URLs. The
+// library clones c and never modifies it.
 func WithTLSConfig(c *tls.Config) Option { return func(o *options) { o.tlsConfig = c } }
 
 // WithHeartbeat sets the AMQP heartbeat interval, which bounds how long a
-// dead connection goes unnoticed (default 5s).
+// dead connection goes unnoticed: about three intervals (default 5s; below
+// 1s, the broker's own interval applies).
 func WithHeartbeat(d time.Duration) Option { return func(o *options) { o.heartbeat = d } }
 
 // WithConfirms turns on publisher confirms. A client then fails a call with

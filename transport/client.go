@@ -177,7 +177,7 @@ func (c *Client) Publish(queue string, msg *amqp.Publishing) (uint64, error) {
 	if err != nil {
 		// Only a broken channel or connection fails a publish of ours; the
 		// session is ending and its goroutine will report the loss.
-		return 0, fmt.Errorf("%w: publish to %q: %v", ErrNotConnected, queue, err)
+		return 0, fmt.Errorf("%w: publish to %q: %w", ErrNotConnected, queue, err)
 	}
 	return s.gen, nil
 }
