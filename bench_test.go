@@ -1,7 +1,7 @@
 package amqprpc
 
 // BenchmarkTransport compares one service over net/rpc on TCP loopback,
-// over amqprpc, and over the raw-amqp floor (rawamqp_test.go):
+// over amqprpc, and over the raw-amqp floor (examples/floor):
 //
 //	go test -run '^$' -bench BenchmarkTransport .
 //
@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/amqprpc/amqprpc/codec"
+	"github.com/amqprpc/amqprpc/examples/floor"
 )
 
 // BenchPair is the small payload, in and out.
@@ -66,7 +67,7 @@ func benchHandle(method string, body []byte) ([]byte, error) {
 	return nil, fmt.Errorf("no method %q", method)
 }
 
-// benchCaller is what *rpc.Client and *floorClient have in common.
+// benchCaller is what *rpc.Client and *floor.Client have in common.
 type benchCaller interface {
 	Call(method string, args, reply any) error
 }
@@ -256,12 +257,12 @@ func startBenchAMQP(b *testing.B, enc codec.Encoding, directReplyTo bool) benchC
 // startBenchFloor serves and calls Bench through the raw-amqp floor.
 func startBenchFloor(b *testing.B, directReplyTo bool) benchCaller {
 	url, queue := brokerURL(b), testQueue(b)
-	s, err := serveFloor(url, queue, DefaultPrefetch, benchHandle)
+	s, err := floor.Serve(url, queue, DefaultPrefetch, benchHandle)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
-	c, err := dialFloor(url, queue, directReplyTo)
+	c, err := floor.Dial(url, queue, directReplyTo)
 	if err != nil {
 		b.Fatal(err)
 	}

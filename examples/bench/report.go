@@ -61,7 +61,7 @@ func (r *run) markdown(chart string) string {
 		}
 		p("| %s | %s |\n", t.name, what)
 	}
-	p("\nThe raw floor (`examples/bench/rawamqp.go`, a copy of the root package's `rawamqp_test.go`) is the simplest correct request/reply on amqp091-go: ")
+	p("\nThe raw floor ([`examples/floor`](../examples/floor/floor.go), also used by the root package's `BenchmarkTransport`) is the simplest correct request/reply on amqp091-go: ")
 	p("one connection and channel per side, requests published with mandatory to the default exchange, replies consumed with no-ack and matched through a mutex-guarded map; ")
 	p("the server uses the same prefetch (%d), publishes each reply and then acknowledges the request. Bodies are JSON. ", amqprpc.DefaultPrefetch)
 	p("Its server handles one request at a time, decoding, computing, encoding and publishing in one goroutine, ")

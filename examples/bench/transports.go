@@ -14,9 +14,10 @@ import (
 
 	"github.com/amqprpc/amqprpc"
 	"github.com/amqprpc/amqprpc/codec"
+	"github.com/amqprpc/amqprpc/examples/floor"
 )
 
-// caller is what *rpc.Client and *floorClient have in common.
+// caller is what *rpc.Client and *floor.Client have in common.
 type caller interface {
 	Call(method string, args, reply any) error
 	Close() error
@@ -130,7 +131,7 @@ func amqpStart(enc codec.Encoding, directReplyTo bool) func(string, string) (cal
 // floorStart serves and calls Service through the raw-amqp floor.
 func floorStart(directReplyTo bool) func(string, string) (caller, func(), error) {
 	return func(url, queue string) (caller, func(), error) {
-		s, err := serveFloor(url, queue, amqprpc.DefaultPrefetch, handleJSON)
+		s, err := floor.Serve(url, queue, amqprpc.DefaultPrefetch, handleJSON)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -138,7 +139,7 @@ func floorStart(directReplyTo bool) func(string, string) (caller, func(), error)
 			s.Close()
 			deleteQueue(url, queue)
 		}
-		c, err := dialFloor(url, queue, directReplyTo)
+		c, err := floor.Dial(url, queue, directReplyTo)
 		if err != nil {
 			stop()
 			return nil, nil, err

@@ -1,15 +1,15 @@
-package amqprpc
-
-// The raw-amqp floor of BenchmarkTransport: the simplest correct
-// request/reply written directly on amqp091-go, with what amqprpc puts on the
-// wire and nothing else. One connection and one channel on each side; the
-// server sets the same prefetch, declares its queue as amqprpc does (durable
-// classic), publishes each reply and then acknowledges the request; the
-// client publishes requests with mandatory to the default exchange and
-// consumes replies with no-ack, matching them to callers through a map
-// guarded by a mutex. Bodies are JSON, the same bytes amqprpc's JSON encoding
-// carries. examples/bench keeps a copy of this file for the comparison
-// program, which cannot import test code.
+// Package floor is the floor the benchmarks compare amqprpc against: the
+// simplest correct request/reply written directly on amqp091-go, with what
+// amqprpc puts on the wire and nothing else.
+//
+// One connection and one channel on each side. The server sets a prefetch,
+// declares its queue as amqprpc does (durable classic), publishes each reply
+// and then acknowledges the request; the client publishes requests with
+// mandatory to the default exchange and consumes replies with no-ack,
+// matching them to callers through a map guarded by a mutex. Bodies are
+// JSON, the same bytes amqprpc's JSON encoding carries. It depends on
+// amqp091-go alone, so that the root package's benchmarks can import it.
+package floor
 
 import (
 	"encoding/json"
@@ -21,15 +21,18 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// floorServer answers requests from one queue.
-type floorServer struct {
+// errorHeader carries a failed call's error, as in amqprpc's wire contract.
+const errorHeader = "x-rpc-error"
+
+// Server answers requests from one queue.
+type Server struct {
 	conn *amqp.Connection
 	done chan struct{}
 }
 
-// serveFloor consumes queue and answers each request, one at a time, with
+// Serve consumes queue and answers each request, one at a time, with
 // handle(type property, body). It returns once it consumes.
-func serveFloor(url, queue string, prefetch int, handle func(method string, body []byte) ([]byte, error)) (*floorServer, error) {
+func Serve(url, queue string, prefetch int, handle func(method string, body []byte) ([]byte, error)) (*Server, error) {
 	conn, err := amqp.Dial(url)
 	if err != nil {
 		return nil, err
@@ -49,14 +52,14 @@ func serveFloor(url, queue string, prefetch int, handle func(method string, body
 		conn.Close()
 		return nil, err
 	}
-	s := &floorServer{conn: conn, done: make(chan struct{})}
+	s := &Server{conn: conn, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		for d := range deliveries {
 			reply := amqp.Publishing{CorrelationId: d.CorrelationId, ContentType: "application/json"}
 			body, err := handle(d.Type, d.Body)
 			if err != nil {
-				reply.Headers = amqp.Table{ErrorHeader: err.Error()}
+				reply.Headers = amqp.Table{errorHeader: err.Error()}
 			} else {
 				reply.Body = body
 			}
@@ -71,14 +74,14 @@ func serveFloor(url, queue string, prefetch int, handle func(method string, body
 
 // Close closes the connection, which requeues unacknowledged requests, and
 // waits for the serving goroutine.
-func (s *floorServer) Close() error {
+func (s *Server) Close() error {
 	err := s.conn.Close()
 	<-s.done
 	return err
 }
 
-// floorClient calls the service on one queue.
-type floorClient struct {
+// Client calls the service on one queue.
+type Client struct {
 	conn    *amqp.Connection
 	ch      *amqp.Channel
 	queue   string
@@ -87,23 +90,23 @@ type floorClient struct {
 
 	mu      sync.Mutex
 	seq     uint64
-	pending map[string]chan floorReply // by correlation id; nil once closed
+	pending map[string]chan result // by correlation id; nil once closed
 }
 
-type floorReply struct {
+type result struct {
 	body []byte
 	err  error
 }
 
-// dialFloor connects and consumes replies from direct reply-to or from a
+// Dial connects and consumes replies from direct reply-to or from a
 // private exclusive queue.
-func dialFloor(url, queue string, directReplyTo bool) (*floorClient, error) {
+func Dial(url, queue string, directReplyTo bool) (*Client, error) {
 	conn, err := amqp.Dial(url)
 	if err != nil {
 		return nil, err
 	}
-	c := &floorClient{conn: conn, queue: queue, replyTo: "amq.rabbitmq.reply-to",
-		done: make(chan struct{}), pending: make(map[string]chan floorReply)}
+	c := &Client{conn: conn, queue: queue, replyTo: "amq.rabbitmq.reply-to",
+		done: make(chan struct{}), pending: make(map[string]chan result)}
 	c.ch, err = conn.Channel()
 	if err == nil && !directReplyTo {
 		var q amqp.Queue
@@ -124,7 +127,7 @@ func dialFloor(url, queue string, directReplyTo bool) (*floorClient, error) {
 }
 
 // receive hands each reply, or returned request, to its caller.
-func (c *floorClient) receive(deliveries <-chan amqp.Delivery, returns <-chan amqp.Return) {
+func (c *Client) receive(deliveries <-chan amqp.Delivery, returns <-chan amqp.Return) {
 	defer close(c.done)
 	for {
 		select {
@@ -132,14 +135,14 @@ func (c *floorClient) receive(deliveries <-chan amqp.Delivery, returns <-chan am
 			if !ok {
 				c.mu.Lock()
 				for _, w := range c.pending {
-					w <- floorReply{err: errors.New("floor: connection closed")}
+					w <- result{err: errors.New("floor: connection closed")}
 				}
 				c.pending = nil
 				c.mu.Unlock()
 				return
 			}
-			r := floorReply{body: d.Body}
-			if e, ok := d.Headers[ErrorHeader]; ok {
+			r := result{body: d.Body}
+			if e, ok := d.Headers[errorHeader]; ok {
 				r.err = fmt.Errorf("floor: %v", e)
 			}
 			c.finish(d.CorrelationId, r)
@@ -148,13 +151,13 @@ func (c *floorClient) receive(deliveries <-chan amqp.Delivery, returns <-chan am
 				returns = nil
 				continue
 			}
-			c.finish(ret.CorrelationId, floorReply{err: fmt.Errorf("floor: request returned: %s", ret.ReplyText)})
+			c.finish(ret.CorrelationId, result{err: fmt.Errorf("floor: request returned: %s", ret.ReplyText)})
 		}
 	}
 }
 
 // finish removes the call id and, if it was pending, gives it r.
-func (c *floorClient) finish(id string, r floorReply) {
+func (c *Client) finish(id string, r result) {
 	c.mu.Lock()
 	w := c.pending[id]
 	delete(c.pending, id)
@@ -166,12 +169,12 @@ func (c *floorClient) finish(id string, r floorReply) {
 
 // Call sends args as JSON with method in the type property and decodes the
 // reply into reply. It has the signature of (*rpc.Client).Call.
-func (c *floorClient) Call(method string, args, reply any) error {
+func (c *Client) Call(method string, args, reply any) error {
 	body, err := json.Marshal(args)
 	if err != nil {
 		return err
 	}
-	w := make(chan floorReply, 1)
+	w := make(chan result, 1)
 	c.mu.Lock()
 	if c.pending == nil {
 		c.mu.Unlock()
@@ -185,7 +188,7 @@ func (c *floorClient) Call(method string, args, reply any) error {
 		CorrelationId: id, ReplyTo: c.replyTo, Type: method, ContentType: "application/json", Body: body,
 	})
 	if err != nil {
-		c.finish(id, floorReply{})
+		c.finish(id, result{})
 		return err
 	}
 	r := <-w
@@ -197,7 +200,7 @@ func (c *floorClient) Call(method string, args, reply any) error {
 
 // Close closes the connection, fails pending calls and waits for the
 // receiving goroutine.
-func (c *floorClient) Close() error {
+func (c *Client) Close() error {
 	err := c.conn.Close()
 	<-c.done
 	return err
