@@ -1,6 +1,8 @@
 package service_test
 
 import (
+	"github.com/amqprpc/amqprpc/examples/internal/brokertest"
+
 	"context"
 	"errors"
 	"net/rpc"
@@ -40,13 +42,13 @@ func TestFib(t *testing.T) {
 // TestBurst runs the example's scenario: two instances with prefetch 1 on
 // one queue, and a burst of calls that the broker spreads between them.
 func TestBurst(t *testing.T) {
-	url := brokerURL(t)
-	queue := testQueue(t, url, "fibonacci")
+	url := brokertest.URL(t)
+	queue := brokertest.Queue(t, url, "fibonacci")
 	for _, name := range []string{"alice", "bob"} {
-		serve(t, func(ctx context.Context) error { return service.Serve(ctx, url, queue, name) })
+		brokertest.Serve(t, func(ctx context.Context) error { return service.Serve(ctx, url, queue, name) })
 	}
-	waitForConsumers(t, url, queue, 2)
-	client := dial(t, url, queue)
+	brokertest.WaitForConsumers(t, url, queue, 2)
+	client := brokertest.Dial(t, url, queue)
 
 	const calls = 20
 	replies, err := service.Burst(client, calls)

@@ -1,6 +1,8 @@
 package services_test
 
 import (
+	"github.com/amqprpc/amqprpc/examples/internal/brokertest"
+
 	"context"
 	"errors"
 	"net/rpc"
@@ -22,25 +24,25 @@ func kitchen(t *testing.T, url string, q services.Queues) *rpc.Client {
 		t.Fatalf("DialChef = %v", err)
 	}
 	t.Cleanup(func() { chef.Close() }) // after the chef's Serve has returned
-	serve(t, func(ctx context.Context) error { return services.Serve(ctx, url, q.PrepCook, new(services.PrepCook)) })
-	serve(t, func(ctx context.Context) error { return services.Serve(ctx, url, q.Cutter, new(services.Cutter)) })
-	serve(t, func(ctx context.Context) error { return services.Serve(ctx, url, q.Chef, chef) })
-	waitForConsumers(t, url, q.PrepCook, 1)
-	waitForConsumers(t, url, q.Cutter, 1)
-	waitForConsumers(t, url, q.Chef, 1)
-	return dial(t, url, q.Chef)
+	brokertest.Serve(t, func(ctx context.Context) error { return services.Serve(ctx, url, q.PrepCook, new(services.PrepCook)) })
+	brokertest.Serve(t, func(ctx context.Context) error { return services.Serve(ctx, url, q.Cutter, new(services.Cutter)) })
+	brokertest.Serve(t, func(ctx context.Context) error { return services.Serve(ctx, url, q.Chef, chef) })
+	brokertest.WaitForConsumers(t, url, q.PrepCook, 1)
+	brokertest.WaitForConsumers(t, url, q.Cutter, 1)
+	brokertest.WaitForConsumers(t, url, q.Chef, 1)
+	return brokertest.Dial(t, url, q.Chef)
 }
 
 func newQueues(t *testing.T, url string) services.Queues {
 	return services.Queues{
-		Chef:     testQueue(t, url, "kitchen-chef"),
-		PrepCook: testQueue(t, url, "kitchen-prep-cook"),
-		Cutter:   testQueue(t, url, "kitchen-cutter"),
+		Chef:     brokertest.Queue(t, url, "kitchen-chef"),
+		PrepCook: brokertest.Queue(t, url, "kitchen-prep-cook"),
+		Cutter:   brokertest.Queue(t, url, "kitchen-cutter"),
 	}
 }
 
 func TestCook(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.URL(t)
 	customer := kitchen(t, url, newQueues(t, url))
 
 	var dish services.Dish
@@ -66,18 +68,18 @@ func TestCook(t *testing.T) {
 // TestCookWithoutCutter checks that a helper's failure reaches the customer,
 // saying who failed and why.
 func TestCookWithoutCutter(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.URL(t)
 	q := newQueues(t, url)
 	chef, err := services.DialChef(url, q, amqprpc.WithCallTimeout(10*time.Second))
 	if err != nil {
 		t.Fatalf("DialChef = %v", err)
 	}
 	t.Cleanup(func() { chef.Close() })
-	serve(t, func(ctx context.Context) error { return services.Serve(ctx, url, q.PrepCook, new(services.PrepCook)) })
-	serve(t, func(ctx context.Context) error { return services.Serve(ctx, url, q.Chef, chef) })
-	waitForConsumers(t, url, q.PrepCook, 1)
-	waitForConsumers(t, url, q.Chef, 1)
-	customer := dial(t, url, q.Chef)
+	brokertest.Serve(t, func(ctx context.Context) error { return services.Serve(ctx, url, q.PrepCook, new(services.PrepCook)) })
+	brokertest.Serve(t, func(ctx context.Context) error { return services.Serve(ctx, url, q.Chef, chef) })
+	brokertest.WaitForConsumers(t, url, q.PrepCook, 1)
+	brokertest.WaitForConsumers(t, url, q.Chef, 1)
+	customer := brokertest.Dial(t, url, q.Chef)
 
 	// No cutter has declared its queue, so the broker returns the chef's
 	// request to cut, and the chef's own call fails with that reason.
@@ -93,19 +95,19 @@ func TestCookWithoutCutter(t *testing.T) {
 }
 
 func TestWaitServed(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.URL(t)
 	q := newQueues(t, url)
 
 	// Nobody serves the cutter's queue: the broker keeps returning the probe.
 	start := time.Now()
-	err := services.WaitServed(dial(t, url, q.Cutter), 300*time.Millisecond)
+	err := services.WaitServed(brokertest.Dial(t, url, q.Cutter), 300*time.Millisecond)
 	if !errors.Is(amqprpc.Cause(err), amqprpc.ErrNoQueue) || time.Since(start) < 300*time.Millisecond {
 		t.Errorf("WaitServed(no server) = %v after %v; want ErrNoQueue after 300ms", err, time.Since(start))
 	}
 
 	// A server that is still starting is waited for.
-	client := dial(t, url, q.PrepCook)
-	serve(t, func(ctx context.Context) error { return services.Serve(ctx, url, q.PrepCook, new(services.PrepCook)) })
+	client := brokertest.Dial(t, url, q.PrepCook)
+	brokertest.Serve(t, func(ctx context.Context) error { return services.Serve(ctx, url, q.PrepCook, new(services.PrepCook)) })
 	if err := services.WaitServed(client, 10*time.Second); err != nil {
 		t.Fatalf("WaitServed = %v; want nil once the prep cook serves", err)
 	}

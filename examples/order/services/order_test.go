@@ -1,6 +1,8 @@
 package services_test
 
 import (
+	"github.com/amqprpc/amqprpc/examples/internal/brokertest"
+
 	"context"
 	"errors"
 	"fmt"
@@ -42,13 +44,13 @@ type shopConfig struct {
 // test ends.
 func openShop(t *testing.T, cfg shopConfig) *shop {
 	t.Helper()
-	url := brokerURL(t)
+	url := brokertest.URL(t)
 	q := services.Queues{
-		Order:     testQueue(t, url, "order"),
-		Inventory: testQueue(t, url, "order-inventory"),
-		Payment:   testQueue(t, url, "order-payment"),
-		Coupon:    testQueue(t, url, "order-coupon"),
-		Logistics: testQueue(t, url, "order-logistics"),
+		Order:     brokertest.Queue(t, url, "order"),
+		Inventory: brokertest.Queue(t, url, "order-inventory"),
+		Payment:   brokertest.Queue(t, url, "order-payment"),
+		Coupon:    brokertest.Queue(t, url, "order-coupon"),
+		Logistics: brokertest.Queue(t, url, "order-logistics"),
 	}
 	logger := func(name string) *log.Logger { return log.New(t.Output(), name+": ", 0) }
 	s := &shop{
@@ -75,15 +77,15 @@ func openShop(t *testing.T, cfg shopConfig) *shop {
 		{"Payment", q.Payment, s.payment},
 		{"Logistics", q.Logistics, logistics},
 	} {
-		serve(t, func(ctx context.Context) error { return serveAs(ctx, url, svc.queue, svc.name, svc.rcvr) })
+		brokertest.Serve(t, func(ctx context.Context) error { return serveAs(ctx, url, svc.queue, svc.name, svc.rcvr) })
 	}
 	// Registered last, its cleanup runs first: the order service stops
 	// before the services it calls.
-	serve(t, func(ctx context.Context) error { return services.Serve(ctx, url, q.Order, order) })
+	brokertest.Serve(t, func(ctx context.Context) error { return services.Serve(ctx, url, q.Order, order) })
 	for _, queue := range []string{q.Order, q.Inventory, q.Payment, q.Coupon, q.Logistics} {
-		waitForConsumers(t, url, queue, 1)
+		brokertest.WaitForConsumers(t, url, queue, 1)
 	}
-	s.client = dial(t, url, q.Order)
+	s.client = brokertest.Dial(t, url, q.Order)
 	return s
 }
 
@@ -338,12 +340,12 @@ func TestPlaceUndoesTimedOutStep(t *testing.T) {
 // TestChargeTwice checks that a second charge for one order, as a retry of
 // the order service would send, moves no money.
 func TestChargeTwice(t *testing.T) {
-	url := brokerURL(t)
-	queue := testQueue(t, url, "order-payment")
+	url := brokertest.URL(t)
+	queue := brokertest.Queue(t, url, "order-payment")
 	pay := services.NewPayment(log.New(t.Output(), "payment: ", 0))
-	serve(t, func(ctx context.Context) error { return serveAs(ctx, url, queue, "Payment", pay) })
-	waitForConsumers(t, url, queue, 1)
-	client := dial(t, url, queue)
+	brokertest.Serve(t, func(ctx context.Context) error { return serveAs(ctx, url, queue, "Payment", pay) })
+	brokertest.WaitForConsumers(t, url, queue, 1)
+	client := brokertest.Dial(t, url, queue)
 
 	args := &services.ChargeArgs{OrderID: "t-twice", Card: services.GoodCard, Amount: 700}
 	var first, second services.Charge
@@ -390,8 +392,8 @@ func (p *seenPayment) Charge(args *services.ChargeArgs, c *services.Charge) erro
 // again, to a second server on the same ledger, marked redelivered and with
 // the same message id, and the card is not charged twice.
 func TestRedeliveredCharge(t *testing.T) {
-	url := brokerURL(t)
-	queue := testQueue(t, url, "order-payment")
+	url := brokertest.URL(t)
+	queue := brokertest.Queue(t, url, "order-payment")
 	pay := services.NewPayment(log.New(t.Output(), "payment: ", 0))
 
 	// The first server borrows a connection the test can cut.
@@ -420,7 +422,7 @@ func TestRedeliveredCharge(t *testing.T) {
 		<-served
 	}()
 
-	client := dial(t, url, queue)
+	client := brokertest.Dial(t, url, queue)
 	call := client.Go("Payment.Charge", &services.ChargeArgs{OrderID: "t-redelivered", Card: services.GoodCard, Amount: 900}, new(services.Charge), nil)
 	var first services.ChargeArgs
 	select {
@@ -435,7 +437,7 @@ func TestRedeliveredCharge(t *testing.T) {
 	conn.Close()
 
 	second := &seenPayment{Payment: pay, seen: make(chan services.ChargeArgs, 1)}
-	serve(t, func(ctx context.Context) error { return serveAs(ctx, url, queue, "Payment", second) })
+	brokertest.Serve(t, func(ctx context.Context) error { return serveAs(ctx, url, queue, "Payment", second) })
 	var again services.ChargeArgs
 	select {
 	case again = <-second.seen:
