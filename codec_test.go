@@ -1135,3 +1135,18 @@ func TestBorrowedConnectionClosedForGood(t *testing.T) {
 		within(t, 15*time.Second, "ServeCodec after its borrowed connection closed", func() { <-served })
 	})
 }
+
+func TestQuorumQueue(t *testing.T) {
+	queue := testQueue(t)
+	startServer(t, newArith("s1"), queue, WithQuorumQueue())
+	_, ch := rawConn(t)
+	// The broker has it as a quorum queue: declaring it classic is refused.
+	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err == nil || !strings.Contains(err.Error(), "x-queue-type") {
+		t.Fatalf("QueueDeclare(classic) over the server's queue = %v; want PRECONDITION_FAILED on x-queue-type", err)
+	}
+	client := dial(t, queue)
+	var r int
+	if err := client.Call("Arith.Multiply", &Args{6, 7}, &r); err != nil || r != 42 {
+		t.Fatalf("Call through a quorum queue = %d, %v; want 42, nil", r, err)
+	}
+}
