@@ -256,13 +256,16 @@ func secDialAndServe(t *testing.T, url, queue string, opts ...Option) (dialErr, 
 }
 
 // secDeadListener listens on addr, closes every connection it accepts, and
-// returns its address; it stops when the test ends. It skips the test when
-// addr cannot be bound.
+// returns its address; it stops when the test ends. When addr cannot be
+// bound it fails the test under CI and skips it otherwise.
 func secDeadListener(t *testing.T, addr string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		t.Skipf("net.Listen(%q) = %v", addr, err)
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI is set and net.Listen(%q) = %v", addr, err)
+		}
+		t.Skipf("net.Listen(%q) = %v; set CI=1 to make this a failure", addr, err)
 	}
 	done := make(chan struct{})
 	go func() {
