@@ -62,13 +62,13 @@ func (f *Fibonacci) Sum(args *Args, reply *Reply) error {
 // The instance takes one request at a time (prefetch 1): while it works on
 // one, the broker hands the next to an idle instance. opts come after
 // WithPrefetch(1) and so can override it.
-func Serve(ctx context.Context, url, queue, instance string, opts ...amqprpc.Option) error {
+func Serve(ctx context.Context, url, queue, instance string, opts ...amqprpc.ServerOption) error {
 	// Each instance has a server of its own, since each has its own name.
 	srv := rpc.NewServer()
 	if err := srv.Register(&Fibonacci{Instance: instance}); err != nil {
 		return err
 	}
-	opts = append([]amqprpc.Option{amqprpc.WithPrefetch(1)}, opts...)
+	opts = append([]amqprpc.ServerOption{amqprpc.WithPrefetch(1)}, opts...)
 	return amqprpc.Serve(ctx, srv, url, queue, opts...)
 }
 

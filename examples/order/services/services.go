@@ -55,7 +55,7 @@ type OrderRef struct {
 
 // Serve serves rcvr's methods, as rpc.Register would, on queue until ctx
 // ends.
-func Serve(ctx context.Context, url, queue string, rcvr any, opts ...amqprpc.Option) error {
+func Serve(ctx context.Context, url, queue string, rcvr any, opts ...amqprpc.ServerOption) error {
 	srv := rpc.NewServer()
 	if err := srv.Register(rcvr); err != nil {
 		return err
