@@ -114,7 +114,7 @@ func newServerCodec(conn *amqp.Connection, url, queue string, opts []ServerOptio
 		pending:       make(map[uint64]*inbound),
 		poison:        poison,
 	}
-	c.out.start(c.reply)
+	c.out.start(c.reply, c.ackAnswered)
 	return c, o, nil
 }
 
@@ -131,7 +131,7 @@ func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 		if c.poison.poisonous(&req.Delivery) {
 			c.log.Error("amqprpc: rejected a request whose reply_to crashed the broker connection twice",
 				"reply_to", fmt.Sprintf("%.80s", req.ReplyTo), "message_id", fmt.Sprintf("%.64s", req.MessageId))
-			_ = req.Reject(false)
+			_ = c.t.Reject(&req)
 			continue
 		}
 		in, refusal := c.accept(req)
@@ -236,6 +236,15 @@ func (c *serverCodec) reply(o outbound, buf *[]byte) {
 	}
 }
 
+// ackAnswered acknowledges the requests whose replies are published, on
+// the outbox's goroutine after each run of replies: runs of requests cost
+// one acknowledgement.
+func (c *serverCodec) ackAnswered() {
+	if err := c.t.AckAnswered(); err != nil {
+		c.log.Warn("amqprpc: acknowledgements not sent; the broker will redeliver the requests", "err", err)
+	}
+}
+
 // done forgets a request whose reply is sent.
 func (c *serverCodec) done(seq uint64) {
 	if seq == 0 {
@@ -290,10 +299,12 @@ type outbox struct {
 	ended  chan struct{} // closed when the goroutine has ended
 }
 
-func (b *outbox) start(send func(outbound, *[]byte)) {
+// start starts the goroutine: it sends each reply with send, and calls
+// sent after each run of replies.
+func (b *outbox) start(send func(outbound, *[]byte), sent func()) {
 	b.wake = make(chan struct{}, 1)
 	b.ended = make(chan struct{})
-	go b.run(send)
+	go b.run(send, sent)
 }
 
 func (b *outbox) put(o outbound) {
@@ -320,7 +331,7 @@ func (b *outbox) close() {
 	<-b.ended
 }
 
-func (b *outbox) run(send func(outbound, *[]byte)) {
+func (b *outbox) run(send func(outbound, *[]byte), sent func()) {
 	defer close(b.ended)
 	var batch []outbound
 	var buf []byte // the reply encoding buffer
@@ -332,6 +343,9 @@ func (b *outbox) run(send func(outbound, *[]byte)) {
 		for i, o := range batch {
 			send(o, &buf)
 			batch[i] = outbound{}
+		}
+		if len(batch) > 0 {
+			sent()
 		}
 		if len(batch) == 0 {
 			if closed {

@@ -39,6 +39,7 @@ type ServerConfig struct {
 // delivered it: it can only be acknowledged there.
 type Request struct {
 	amqp.Delivery
+	sess *session
 }
 
 // Server consumes a request queue and publishes replies, through one
@@ -103,7 +104,7 @@ func (s *Server) Next() (Request, error) {
 				}
 				continue
 			}
-			return Request{Delivery: d}, nil
+			return Request{Delivery: d, sess: sess}, nil
 		case <-changed:
 		case <-s.stopping:
 		case <-s.sv.ctx.Done():
@@ -126,6 +127,9 @@ func (s *Server) drain(sess *session) {
 	n := 0
 	for d := range sess.deliveries {
 		_ = d.Nack(false, true)
+		if sess.acks != nil {
+			sess.acks.settledElse(d.DeliveryTag)
+		}
 		n++
 	}
 	if n > 0 {
@@ -140,14 +144,15 @@ func (s *Server) Stop() {
 	s.sv.stopRetrying()
 }
 
-// Respond publishes msg to the request's reply_to, when it has one, and then
-// acknowledges the request; with confirms on, the acknowledgement waits for
-// the broker's confirm of the reply (see settle for a refused one). A
-// request whose session has ended is not acknowledged: the broker has
-// already put it back in the queue. Respond holds no lock while it writes.
+// Respond publishes msg to the request's reply_to, when it has one, and
+// marks the request answered: AckAnswered acknowledges it. With confirms on
+// it is acknowledged once the broker has confirmed the reply instead (see
+// settle for a refused one). A request whose session has ended is not
+// acknowledged: the broker has already put it back in the queue. Respond
+// holds no lock while it writes.
 func (s *Server) Respond(req *Request, msg *amqp.Publishing) error {
 	if req.ReplyTo == "" {
-		return ackRequest(req)
+		return s.answered(req)
 	}
 	sess, _, err := s.sv.current()
 	if err != nil {
@@ -157,7 +162,42 @@ func (s *Server) Respond(req *Request, msg *amqp.Publishing) error {
 		return errorf("reply to %.80q: %w", req.ReplyTo, err)
 	}
 	if sess.confirms == nil {
+		return s.answered(req)
+	}
+	return nil
+}
+
+// answered acknowledges req, or records it for AckAnswered.
+func (s *Server) answered(req *Request) error {
+	if req.sess == nil || req.sess.acks == nil {
 		return ackRequest(req)
+	}
+	req.sess.acks.answered(req.DeliveryTag)
+	return nil
+}
+
+// AckAnswered acknowledges the requests answered so far on the current
+// session, a run of them with one basic.ack where it can. It must be
+// called from one goroutine at a time, after each batch of Respond calls.
+func (s *Server) AckAnswered() error {
+	sess, _, err := s.sv.current()
+	if err != nil || sess.acks == nil {
+		return nil // a lost session's requests went back to the queue
+	}
+	if err := sess.flushAcks(); err != nil {
+		return errorf("ack requests: %w", err)
+	}
+	return nil
+}
+
+// Reject drops req without running it: the broker discards it, or
+// dead-letters it where the queue says so.
+func (s *Server) Reject(req *Request) error {
+	if err := req.Reject(false); err != nil {
+		return errorf("reject request: %w", err)
+	}
+	if req.sess != nil && req.sess.acks != nil {
+		req.sess.acks.settledElse(req.DeliveryTag)
 	}
 	return nil
 }
@@ -170,11 +210,12 @@ func ackRequest(req *Request) error {
 	return nil
 }
 
-// Close stops consuming, closes the channel and any owned connection, and
-// waits for the Server's goroutines. Unacknowledged requests go back to the
-// queue. Close is idempotent.
+// Close stops consuming, acknowledges what is answered, closes the channel
+// and any owned connection, and waits for the Server's goroutines.
+// Unacknowledged requests go back to the queue. Close is idempotent.
 func (s *Server) Close() error {
 	s.Stop()
+	_ = s.AckAnswered()
 	s.sv.close()
 	return nil
 }
@@ -202,6 +243,9 @@ func (s *Server) settle(_ *session, p pendingConfirm, ack bool) {
 func (s *Server) setup(sess *session) (err error) {
 	if err = sess.ch.Qos(s.cfg.Prefetch, 0, false); err != nil {
 		return errorf("set prefetch %d: %w", s.cfg.Prefetch, err)
+	}
+	if !s.cfg.Confirm {
+		sess.acks = newAcks(s.cfg.Prefetch)
 	}
 	if err = declareQueue(sess.ch, s.cfg.Queue); err != nil {
 		return err

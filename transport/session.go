@@ -22,6 +22,7 @@ type session struct {
 	deliveries <-chan amqp.Delivery
 	replyTo    string           // a Client's reply queue
 	tag        string           // a Server's consumer tag
+	acks       *acks            // a Server's answered requests, without confirms
 	returns    chan amqp.Return // a Client's returned requests
 
 	closes   chan *amqp.Error
