@@ -148,6 +148,9 @@ func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 			c.send(outbound{in: in, errText: refusal})
 			continue
 		}
+		if c.answerPing(in) { // ping.go
+			continue
+		}
 		c.mu.Lock()
 		c.seq++
 		in.seq = c.seq
