@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/rpc"
+	"os"
+	"strings"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/amqprpc/amqprpc"
+	"github.com/amqprpc/amqprpc/codec"
+	"github.com/amqprpc/amqprpc/transport"
+)
+
+// defaultURL is the broker when neither -url nor $AMQP_URL names one.
+const defaultURL = "amqp://guest:guest@localhost:5672/"
+
+// connectFlags are the flags every subcommand has.
+type connectFlags struct {
+	url     string
+	timeout time.Duration
+	direct  bool
+}
+
+func (f *connectFlags) register(fs *flag.FlagSet) {
+	// The default is resolved later, so that -h never prints a password
+	// from $AMQP_URL.
+	fs.StringVar(&f.url, "url", "", "broker `URL` (default $AMQP_URL, else "+defaultURL+")")
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long to wait to connect, and then for the reply")
+	fs.BoolVar(&f.direct, "direct", false, "receive the reply through direct reply-to (amq.rabbitmq.reply-to)\ninstead of a private reply queue")
+}
+
+func (f *connectFlags) brokerURL() string {
+	switch {
+	case f.url != "":
+		return f.url
+	case os.Getenv("AMQP_URL") != "":
+		return os.Getenv("AMQP_URL")
+	}
+	return defaultURL
+}
+
+// newFlagSet returns the flag set of subcommand name. Its errors are
+// reported by parse, in one line.
+func newFlagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("amqprpc "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// printHelp prints a subcommand's help, its flags and the exit statuses.
+func printHelp(fs *flag.FlagSet, help string, stdout io.Writer) {
+	fmt.Fprint(stdout, help)
+	fmt.Fprintln(stdout, "\nFlags:")
+	fs.SetOutput(stdout)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	fmt.Fprint(stdout, exitHelp)
+}
+
+const exitHelp = `
+Exit status: 0 a reply; 1 the server answered with an error (the service's
+own, or a refusal such as an unknown method); 2 usage error; 3 failed on the
+way (no broker, no such queue, access refused, no reply within -timeout).
+`
+
+// parse parses args into fs. done reports that the command ends here, with
+// status code: after -h has printed help, or a flag error on stderr.
+func parse(fs *flag.FlagSet, help string, args []string, stdout, stderr io.Writer) (code int, done bool) {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, flag.ErrHelp):
+		printHelp(fs, help, stdout)
+		return exitOK, true
+	}
+	return usageError(stderr, fs.Name(), err.Error()), true
+}
+
+// usageError reports a usage error in one line.
+func usageError(stderr io.Writer, cmd, text string) int {
+	fmt.Fprintf(stderr, "%s: %s (run %s -h for usage)\n", cmd, text, cmd)
+	return exitUsage
+}
+
+// checkQueue rejects a queue name no service can have.
+func checkQueue(queue string) string {
+	switch {
+	case queue == "":
+		return "empty QUEUE"
+	case len(queue) > 255:
+		return fmt.Sprintf("QUEUE of %d bytes: AMQP allows 255", len(queue))
+	case strings.HasPrefix(queue, "amq."):
+		return fmt.Sprintf("QUEUE %q: the amq. prefix is reserved by the broker", queue)
+	}
+	return ""
+}
+
+// session is a connection to the broker and an amqprpc client on it.
+type session struct {
+	conn   *amqp.Connection
+	client *rpc.Client
+}
+
+// connect dials the broker and sets up a client of queue. The exit status
+// and message of a failure come from failure.
+func connect(ctx context.Context, cmd string, f *connectFlags, queue string, enc codec.Encoding) (*session, error) {
+	url := f.brokerURL()
+	if _, err := amqp.ParseURI(url); err != nil {
+		// Not quoted: where it does not parse, the password cannot be
+		// told apart to redact it.
+		source := "-url"
+		if f.url == "" {
+			source = "$AMQP_URL"
+		}
+		return nil, &usageErr{source + " is not an AMQP URL: want amqp://user:password@host:port/vhost, with reserved characters in the user or password percent-encoded"}
+	}
+	d := &transport.Dialer{URLs: []string{url}, Timeout: f.timeout, Name: cmd}
+	conn, err := d.Dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	opts := []amqprpc.Option{amqprpc.WithEncoding(enc), amqprpc.WithCallTimeout(f.timeout)}
+	if f.direct {
+		opts = append(opts, amqprpc.WithDirectReplyTo())
+	}
+	cc, err := amqprpc.NewClientCodec(conn, queue, opts...)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &session{conn: conn, client: rpc.NewClientWithCodec(cc)}, nil
+}
+
+func (s *session) close() {
+	s.client.Close()
+	s.conn.Close()
+}
+
+// usageErr is a failure that is the caller's mistake.
+type usageErr struct{ text string }
+
+func (e *usageErr) Error() string { return e.text }
+
+// failure turns an error from connect or a call into an exit status and a
+// line for stderr that says what went wrong and what to do about it.
+func failure(cmd, method string, err error) (int, string) {
+	var ue *usageErr
+	if errors.As(err, &ue) {
+		return exitUsage, fmt.Sprintf("%s: %s (run %s -h for usage)", cmd, ue.text, cmd)
+	}
+	text := strings.TrimPrefix(err.Error(), "amqprpc: ")
+	line := func(code int, advice string) (int, string) {
+		if advice == "" {
+			return code, cmd + ": " + text
+		}
+		return code, cmd + ": " + text + "; " + advice
+	}
+	var de *transport.DialError
+	if errors.As(err, &de) {
+		switch {
+		case strings.Contains(text, "403"), strings.Contains(text, "ACCESS_REFUSED"):
+			return line(exitTransit, "check the user name and password in -url or $AMQP_URL")
+		case strings.Contains(text, "530"), strings.Contains(text, "vhost"):
+			return line(exitTransit, "check the vhost in -url or $AMQP_URL")
+		}
+		return line(exitTransit, "is the broker running, and are -url or $AMQP_URL right?")
+	}
+	var se rpc.ServerError
+	if !errors.As(err, &se) {
+		return line(exitTransit, "")
+	}
+	cause := amqprpc.Cause(err)
+	switch {
+	case cause == err:
+		// The service's own error, or net/rpc's refusal.
+		if strings.HasPrefix(text, "rpc: can't find") || strings.HasPrefix(text, "rpc: service/method request ill-formed") {
+			return line(exitFailed, "check SERVICE.METHOD: names are case-sensitive, as registered with net/rpc")
+		}
+		return exitFailed, fmt.Sprintf("%s: %s", method, text)
+	case errors.Is(cause, amqprpc.ErrMalformedRequest):
+		return line(exitFailed, "the argument does not fit the method's argument type")
+	case errors.Is(cause, amqprpc.ErrNoMethod):
+		return line(exitFailed, "name the method: SERVICE.METHOD")
+	case errors.Is(cause, amqprpc.ErrUnsupportedContentType):
+		return line(exitFailed, "this server does not take that encoding (try with or without -text)")
+	case errors.Is(cause, amqprpc.ErrNoQueue):
+		return line(exitTransit, "is the service's server running? queue names are case-sensitive")
+	case errors.Is(cause, amqprpc.ErrTimeout):
+		return line(exitTransit, "is a server consuming the queue (amqprpc ping QUEUE)? a slow method needs a longer -timeout")
+	case strings.Contains(text, "ACCESS_REFUSED"):
+		return line(exitTransit, "the broker user may not publish to the default exchange or read its reply queue")
+	}
+	return line(exitTransit, "")
+}
