@@ -106,7 +106,11 @@ func argument(arg []byte, text bool) (any, string) {
 		if len(bytes.TrimSpace(arg)) == 0 {
 			return nil, "the JSON argument is empty (write null for no argument)"
 		}
-		return nil, fmt.Sprintf("the argument is not JSON: %v (a string needs quotes: '\"text\"')", err)
+		hint := ""
+		if c := bytes.TrimSpace(arg)[0]; c != '{' && c != '[' {
+			hint = ` (a string needs quotes: '"text"')`
+		}
+		return nil, fmt.Sprintf("the argument is not JSON: %v%s", err, hint)
 	}
 	if s, ok := v.(string); ok && text {
 		return s, ""
