@@ -113,6 +113,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"call", "q", "S.M", "{}", "-timeout", "1s"}, nil, "flags go before QUEUE"},
 		{[]string{"call", "-nope", "q", "S.M", "{}"}, nil, "flag provided but not defined: -nope"},
 		{[]string{"call", "-timeout", "soon", "q", "S.M", "{}"}, nil, "invalid value"},
+		{[]string{"call", "-timeout", "0s", "q", "S.M", "{}"}, nil, "-timeout 0s: want at least 1ms"},
 		{[]string{"call", "q", "Multiply", "{}"}, nil, `method "Multiply" is not SERVICE.METHOD`},
 		{[]string{"call", "amq.gen-x", "S.M", "{}"}, nil, "reserved"},
 		{[]string{"call", "q", "S.M", `{"A":`}, nil, "the argument is not JSON"},
@@ -200,7 +201,7 @@ func (a *Arith) Upper(s string, r *string) error {
 }
 
 // serve serves a new Arith on queue until the test ends.
-func serve(t *testing.T, u, queue string) *Arith {
+func serve(t *testing.T, u, queue string, opts ...amqprpc.Option) *Arith {
 	t.Helper()
 	arith := new(Arith)
 	srv := rpc.NewServer()
@@ -209,7 +210,8 @@ func serve(t *testing.T, u, queue string) *Arith {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done, ready := make(chan error, 1), make(chan struct{})
-	go func() { done <- amqprpc.Serve(ctx, srv, u, queue, amqprpc.WithReady(func() { close(ready) })) }()
+	opts = append(opts, amqprpc.WithReady(func() { close(ready) }))
+	go func() { done <- amqprpc.Serve(ctx, srv, u, queue, opts...) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -271,6 +273,33 @@ func TestCall(t *testing.T) {
 	}
 	if n := arith.calls.Load() - before; n != 0 {
 		t.Errorf("ping ran %d service calls; want 0", n)
+	}
+}
+
+// TestCallDefaultMethod: a method of '' sends no type, for a server's
+// default method, as RabbitMQ's tutorial clients do with -text.
+func TestCallDefaultMethod(t *testing.T) {
+	u := brokerURL(t)
+	queue := testQueue(t, u)
+	serve(t, u, queue, amqprpc.WithDefaultMethod("Arith.Divide"))
+	for _, tt := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"call", queue, "", `{"A":9,"B":2}`}, exitOK, `{"Quo":4,"Rem":1}` + "\n"},
+		{[]string{"call", "-text", queue, "", `{"A":9,"B":2}`}, exitOK, `{"Quo":4,"Rem":1}` + "\n"},
+		{[]string{"call", queue, "", `{"A":9,"B":0}`}, exitFailed, "the default method: divide by zero"},
+		{[]string{"call", "-text", queue, "", `"nine"`}, exitFailed, "malformed request"},
+	} {
+		r := cli(t, u, nil, tt.args...)
+		if tt.code == exitOK {
+			if r.code != exitOK || r.stdout != tt.out || r.stderr != "" {
+				t.Errorf("amqprpc %s = exit %d, stdout %q, stderr %q; want exit 0, stdout %q", strings.Join(tt.args, " "), r.code, r.stdout, r.stderr, tt.out)
+			}
+			continue
+		}
+		checkFailure(t, tt.args, r, tt.code, tt.out)
 	}
 }
 

@@ -113,6 +113,9 @@ type session struct {
 // connect dials the broker and sets up a client of queue. The exit status
 // and message of a failure come from failure.
 func connect(ctx context.Context, cmd string, f *connectFlags, queue string, enc codec.Encoding) (*session, error) {
+	if f.timeout < time.Millisecond {
+		return nil, &usageErr{fmt.Sprintf("-timeout %v: want at least 1ms", f.timeout)}
+	}
 	url := f.brokerURL()
 	if _, err := amqp.ParseURI(url); err != nil {
 		// Not quoted: where it does not parse, the password cannot be
@@ -184,6 +187,9 @@ func failure(cmd, method string, err error) (int, string) {
 		// The service's own error, or net/rpc's refusal.
 		if strings.HasPrefix(text, "rpc: can't find") || strings.HasPrefix(text, "rpc: service/method request ill-formed") {
 			return line(exitFailed, "check SERVICE.METHOD: names are case-sensitive, as registered with net/rpc")
+		}
+		if method == "" {
+			method = "the default method"
 		}
 		return exitFailed, fmt.Sprintf("%s: %s", method, text)
 	case errors.Is(cause, amqprpc.ErrMalformedRequest):
