@@ -276,7 +276,7 @@ func TestCall(t *testing.T) {
 	}
 }
 
-// TestCallDefaultMethod: a method of '' sends no type, for a server's
+// TestCallDefaultMethod: an empty method sends no type, for a server's
 // default method, as RabbitMQ's tutorial clients do with -text.
 func TestCallDefaultMethod(t *testing.T) {
 	u := brokerURL(t)
