@@ -32,7 +32,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzGobStream$$' -fuzztime $(FUZZTIME) ./codec
 	$(GO) test -run '^$$' -fuzz '^FuzzJSON$$' -fuzztime $(FUZZTIME) ./codec
 	$(GO) test -run '^$$' -fuzz '^FuzzGobCache$$' -fuzztime $(FUZZTIME) ./codec
-	$(GO) test -run '^$$' -fuzz '^FuzzText$$' -fuzztime $(FUZZTIME) ./codec
+	$(GO) test -run '^$$' -fuzz '^FuzzText$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./codec
 
 demo: demo-arith demo-order
 
