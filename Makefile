@@ -1,14 +1,29 @@
-# make test: vet, every test with the race detector, and a short run of each
-#            fuzz target, against a local broker.
+# make test: the static checks (make lint), every test with the race
+#            detector, and a short run of each fuzz target, against a local
+#            broker.
+# make lint: go vet, staticcheck, go mod tidy -diff in every module, and
+#            actionlint on the GitHub Actions workflow; needs no broker.
 # make demo: the Arith example, then the order example (an order service and
 #            four services it calls), end to end through the broker.
-# Both start (or install, as root) RabbitMQ on 127.0.0.1:5672 first.
+# test and demo start (or install, as root) RabbitMQ on 127.0.0.1:5672 first.
 
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 FUZZTIME ?= 10s
 
-.PHONY: test demo demo-arith demo-order broker interop-deps vet fuzz soak bench reliability
+# Every Go module in the repository: the library, and the bench program
+# (its own module, for gonum/plot).
+MODULES := . examples/bench
+
+# Checkers run through `go run` at pinned versions, so that a machine needs
+# only Go: the module proxy supplies them on first use, the build cache keeps
+# them after. Change a version here and nowhere else.
+STATICCHECK_VERSION := v0.8.2
+ACTIONLINT_VERSION := v1.7.12
+STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+ACTIONLINT := $(GO) run github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+
+.PHONY: test lint demo demo-arith demo-order broker interop-deps vet staticcheck tidy-check actionlint fuzz soak bench reliability
 
 broker:
 	@scripts/ensure-broker.sh
@@ -18,11 +33,28 @@ broker:
 interop-deps:
 	@scripts/install-interop-deps.sh
 
-vet:
-	$(GO) vet ./...
-	cd examples/bench && $(GO) vet .
+lint: vet staticcheck tidy-check actionlint
 
-test: broker interop-deps vet
+vet:
+	@set -e; for m in $(MODULES); do echo "cd $$m && $(GO) vet ./..."; (cd $$m && $(GO) vet ./...); done
+
+staticcheck:
+	@set -e; for m in $(MODULES); do echo "cd $$m && staticcheck ./..."; (cd $$m && $(STATICCHECK) ./...); done
+
+# Fails, printing the diff, when go.mod or go.sum of a module is not what
+# `go mod tidy` would make it.
+tidy-check:
+	@set -e; for m in $(MODULES); do \
+	  echo "cd $$m && $(GO) mod tidy -diff"; \
+	  (cd $$m && $(GO) mod tidy -diff) || { echo "$$m: not tidy; run go mod tidy there" >&2; exit 1; }; \
+	done
+
+# Checks .github/workflows/ (and the shell in its run steps, when shellcheck
+# is installed).
+actionlint:
+	$(ACTIONLINT)
+
+test: lint broker interop-deps
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(MAKE) --no-print-directory fuzz
 

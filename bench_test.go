@@ -242,7 +242,7 @@ func startBenchAMQP(b *testing.B, enc codec.Encoding, directReplyTo bool) benchC
 		}
 	})
 	waitForConsumers(b, queue, 1, done)
-	opts := []Option{WithEncoding(enc)}
+	opts := []ClientOption{WithEncoding(enc)}
 	if directReplyTo {
 		opts = append(opts, WithDirectReplyTo())
 	}

@@ -35,7 +35,7 @@ func TestCallRoundTrip(t *testing.T) {
 	queue := testQueue(t)
 	startServer(t, newArith("s1"), queue)
 	encodings(t, func(t *testing.T, enc codec.Encoding) {
-		replyModes(t, func(t *testing.T, mode Option) {
+		replyModes(t, func(t *testing.T, mode ClientOption) {
 			client := dial(t, queue, WithEncoding(enc), mode)
 			var product int
 			if err := client.Call("Arith.Multiply", &Args{7, 8}, &product); err != nil || product != 56 {
@@ -115,7 +115,7 @@ func TestManyConcurrentCalls(t *testing.T) {
 	queue := testQueue(t)
 	startServer(t, newArith("s1"), queue)
 	encodings(t, func(t *testing.T, enc codec.Encoding) {
-		replyModes(t, func(t *testing.T, mode Option) {
+		replyModes(t, func(t *testing.T, mode ClientOption) {
 			client := dial(t, queue, WithEncoding(enc), mode)
 			const n = 500
 			calls := make([]*rpc.Call, n)
@@ -206,7 +206,7 @@ func TestGobAndJSONCallersShareAQueue(t *testing.T) {
 
 func TestNoSuchQueueFailsAtOnce(t *testing.T) {
 	queue := testQueue(t) // never declared
-	replyModes(t, func(t *testing.T, mode Option) {
+	replyModes(t, func(t *testing.T, mode ClientOption) {
 		client := dial(t, queue, mode, WithCallTimeout(time.Minute))
 		var r int
 		start := time.Now()
@@ -250,7 +250,7 @@ func TestRequestWireFormat(t *testing.T) {
 	}
 	requests := consumeRaw(t, ch, queue)
 	encodings(t, func(t *testing.T, enc codec.Encoding) {
-		replyModes(t, func(t *testing.T, mode Option) {
+		replyModes(t, func(t *testing.T, mode ClientOption) {
 			client := dial(t, queue, WithEncoding(enc), mode, WithCallTimeout(20*time.Second))
 			call := client.Go("Arith.Multiply", &Args{6, 7}, new(int), nil)
 			d := nextDelivery(t, requests, "request")
@@ -570,27 +570,39 @@ func TestTimeoutThenLateReplyIsDropped(t *testing.T) {
 
 func TestClientCloseReleasesEverything(t *testing.T) {
 	queue := testQueue(t)
-	arith := newArith("s1")
-	startServer(t, arith, queue)
-	conn, _ := rawConn(t)
-	replyModes(t, func(t *testing.T, mode Option) {
-		o, err := newOptions([]Option{mode})
-		if err != nil {
+	conn, ch := rawConn(t)
+	// The test plays the server, to learn the reply queue from a request.
+	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	requests, err := ch.Consume(queue, "", true, false, false, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func() amqp.Delivery {
+		t.Helper()
+		select {
+		case d := <-requests:
+			return d
+		case <-time.After(5 * time.Second):
+			t.Fatal("no request within 5s")
+			return amqp.Delivery{}
+		}
+	}
+	replyModes(t, func(t *testing.T, mode ClientOption) {
+		client := dial(t, queue, mode, WithEncoding(codec.JSON))
+		first := client.Go("Arith.Multiply", &Args{2, 2}, new(int), nil)
+		d := next()
+		replyTo := d.ReplyTo
+		if err := ch.Publish("", replyTo, false, false, amqp.Publishing{CorrelationId: d.CorrelationId, ContentType: "application/json", Body: []byte("4")}); err != nil {
 			t.Fatal(err)
 		}
-		cc, err := newClientCodec(clientConfig(brokerURL(t), o), queue, o)
-		if err != nil {
-			t.Fatal(err)
+		if c := <-first.Done; c.Error != nil || *c.Reply.(*int) != 4 {
+			t.Fatalf("Call = %v, %v; want 4, nil", *c.Reply.(*int), c.Error)
 		}
-		client := rpc.NewClientWithCodec(cc)
-		var r int
-		if err := client.Call("Arith.Multiply", &Args{2, 2}, &r); err != nil {
-			t.Fatal(err)
-		}
-		replyTo := cc.t.ReplyTo()
 		// A call in flight when the client closes fails at once.
-		pending := client.Go("Arith.Wait", &Args{1, 1}, new(int), nil)
-		<-arith.began
+		pending := client.Go("Arith.Multiply", &Args{1, 1}, new(int), nil)
+		next()
 		within(t, 5*time.Second, "Close", func() { client.Close() })
 		select {
 		case c := <-pending.Done:
@@ -600,6 +612,7 @@ func TestClientCloseReleasesEverything(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("call in flight at Close did not end")
 		}
+		var r int
 		if err := client.Call("Arith.Multiply", &Args{2, 2}, &r); !errors.Is(err, rpc.ErrShutdown) {
 			t.Errorf("Call after Close = %v; want rpc.ErrShutdown", err)
 		}
@@ -607,14 +620,13 @@ func TestClientCloseReleasesEverything(t *testing.T) {
 			waitFor(t, 5*time.Second, "reply queue deleted", func() bool { return consumerCount(conn, replyTo) == -1 })
 		}
 	})
-	arith.open()
 }
 
 func TestNewClientCodecOnABorrowedConnection(t *testing.T) {
 	queue := testQueue(t)
 	startServer(t, newArith("s1"), queue)
 	conn, _ := rawConn(t)
-	replyModes(t, func(t *testing.T, mode Option) {
+	replyModes(t, func(t *testing.T, mode ClientOption) {
 		cc, err := NewClientCodec(conn, queue, mode)
 		if err != nil {
 			t.Fatal(err)
@@ -776,7 +788,7 @@ func TestServiceSeesDelivery(t *testing.T) {
 func TestConfirmsOnBothSides(t *testing.T) {
 	queue := testQueue(t)
 	startServer(t, newArith("s1"), queue, WithConfirms())
-	replyModes(t, func(t *testing.T, mode Option) {
+	replyModes(t, func(t *testing.T, mode ClientOption) {
 		client := dial(t, queue, mode, WithConfirms())
 		calls := make([]*rpc.Call, 100)
 		for i := range calls {

@@ -2,6 +2,7 @@ package amqprpc
 
 import (
 	"errors"
+	"fmt"
 	"net/rpc"
 	"strings"
 
@@ -12,7 +13,8 @@ import (
 // Errors a caller can test for. A call that fails for one of these reasons
 // reaches the caller as an [rpc.ServerError] whose text starts with the
 // sentinel's text (net/rpc turns every per-call failure into one); [Cause]
-// maps it back so that errors.Is works.
+// maps it back so that errors.Is works. [Dial], [Serve] and the codec
+// constructors return them as values.
 var (
 	// ErrTimeout: the call got no reply within its call timeout.
 	ErrTimeout = errors.New("amqprpc: call timed out")
@@ -22,8 +24,6 @@ var (
 	// ErrConnectionLost: the connection or channel ended while the call
 	// was in flight; its reply, if any, can no longer arrive.
 	ErrConnectionLost = transport.ErrConnectionLost
-	// ErrNotConnected: the client is between connections.
-	ErrNotConnected = transport.ErrNotConnected
 	// ErrBlocked: the broker has blocked publishing (a resource alarm).
 	ErrBlocked = transport.ErrBlocked
 	// ErrClosed: the client or server codec is closed.
@@ -46,11 +46,39 @@ var (
 	ErrTooManyCalls = errors.New("amqprpc: too many calls in flight")
 )
 
-// sentinels lists the errors Cause recognises, most specific text first.
-var sentinels = []error{
-	ErrTimeout, ErrNoQueue, ErrConnectionLost, ErrNotConnected, ErrBlocked,
-	ErrClosed, ErrMalformedReply, ErrMalformedRequest, ErrNoMethod,
+// callErrors is the one table between sentinels and the texts that carry
+// them: a failure is written as a sentinel's text, ": " and a detail
+// ([failure]), and read back by matching those texts ([Cause]).
+var callErrors = []error{
+	ErrTimeout, ErrNoQueue, ErrConnectionLost, ErrBlocked, ErrClosed,
+	ErrMalformedReply, ErrMalformedRequest, ErrNoMethod,
 	ErrUnsupportedContentType, ErrBodyTooLarge, ErrNacked, ErrTooManyCalls,
+}
+
+// callError is a call failure: its sentinel and its text, which starts with
+// the sentinel's.
+type callError struct {
+	sentinel error
+	text     string
+}
+
+func (e *callError) Error() string { return e.text }
+func (e *callError) Unwrap() error { return e.sentinel }
+
+// failure makes a call failure from a sentinel of callErrors and a detail.
+func failure(sentinel error, format string, args ...any) *callError {
+	return &callError{sentinel: sentinel, text: sentinel.Error() + ": " + fmt.Sprintf(format, args...)}
+}
+
+// asFailure makes err a call failure: err itself when it wraps a sentinel
+// of callErrors, else a failure of fallback with err's text as the detail.
+func asFailure(err error, fallback error) *callError {
+	for _, s := range callErrors {
+		if errors.Is(err, s) {
+			return &callError{sentinel: s, text: err.Error()}
+		}
+	}
+	return failure(fallback, "%s", detail(err))
 }
 
 // Cause returns an error that wraps the amqprpc sentinel a failed call
@@ -68,7 +96,7 @@ func Cause(err error) error {
 		return err
 	}
 	text := string(se)
-	for _, s := range sentinels {
+	for _, s := range callErrors {
 		st := s.Error()
 		if text == st || strings.HasPrefix(text, st+":") || strings.HasPrefix(text, st+" ") {
 			return &callError{sentinel: s, text: text}
@@ -77,11 +105,8 @@ func Cause(err error) error {
 	return err
 }
 
-// callError is a call failure: its text for the caller and its sentinel.
-type callError struct {
-	sentinel error
-	text     string
+// detail is an error's text without the amqprpc: prefix, for nesting in
+// another amqprpc error.
+func detail(err error) string {
+	return strings.TrimPrefix(err.Error(), "amqprpc: ")
 }
-
-func (e *callError) Error() string { return e.text }
-func (e *callError) Unwrap() error { return e.sentinel }

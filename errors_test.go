@@ -26,7 +26,7 @@ func TestCause(t *testing.T) {
 		if got.Error() != tt.err.Error() {
 			t.Errorf("Cause(%q).Error() = %q; want the text unchanged", tt.err, got.Error())
 		}
-		for _, other := range sentinels {
+		for _, other := range callErrors {
 			if other != tt.want && errors.Is(got, other) {
 				t.Errorf("Cause(%q) matches %v too", tt.err, other)
 			}
@@ -50,9 +50,29 @@ func TestCauseLeavesOtherErrorsAlone(t *testing.T) {
 }
 
 func TestSentinelTexts(t *testing.T) {
-	for _, s := range sentinels {
+	for _, s := range callErrors {
 		if len(s.Error()) < len("amqprpc: x") || s.Error()[:9] != "amqprpc: " {
 			t.Errorf("sentinel %q lacks the amqprpc: prefix", s)
+		}
+	}
+}
+
+// TestFailureRoundTrip checks that the one table reads back every failure
+// it writes: the text a caller gets maps to the sentinel it was made from.
+func TestFailureRoundTrip(t *testing.T) {
+	for _, s := range callErrors {
+		f := failure(s, "Arith.Multiply: %d", 7)
+		if !errors.Is(f, s) {
+			t.Errorf("failure(%v) does not match its sentinel", s)
+		}
+		got := Cause(rpc.ServerError(f.Error()))
+		if !errors.Is(got, s) {
+			t.Errorf("Cause(ServerError(%q)) = %v; want it to match %v", f, got, s)
+		}
+		for _, other := range callErrors {
+			if other != s && errors.Is(got, other) {
+				t.Errorf("Cause(ServerError(%q)) matches %v too", f, other)
+			}
 		}
 	}
 }

@@ -30,8 +30,17 @@ func faultOpts(name string) []Option {
 	}
 }
 
+// faultClient and faultServerOpts are faultOpts for one side, with more.
+func faultClient(name string, more ...ClientOption) []ClientOption {
+	return append(asClient(faultOpts(name)), more...)
+}
+
+func faultServerOpts(name string, more ...ServerOption) []ServerOption {
+	return append(asServer(faultOpts(name)), more...)
+}
+
 // faultServer serves an Arith on queue at url until the test ends.
-func faultServer(t *testing.T, url, queue string, opts ...Option) *Arith {
+func faultServer(t *testing.T, url, queue string, opts ...ServerOption) *Arith {
 	t.Helper()
 	svc := newArith("fault")
 	svc.open()
@@ -94,8 +103,8 @@ func TestBrokerFaults(t *testing.T) {
 	queue := "faults"
 	const callTimeout = 5 * time.Second
 
-	faultServer(t, url, queue, append(faultOpts("fault-server"), WithPrefetch(16))...)
-	client, err := Dial(url, queue, append(faultOpts("fault-client"), WithCallTimeout(callTimeout))...)
+	faultServer(t, url, queue, faultServerOpts("fault-server", WithPrefetch(16))...)
+	client, err := Dial(url, queue, faultClient("fault-client", WithCallTimeout(callTimeout))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,8 +208,8 @@ func TestStalledNetwork(t *testing.T) {
 	proxy := newTCPProxy(t, node.AMQPAddr())
 	queue := "stall"
 	const callTimeout = 2 * time.Second
-	faultServer(t, node.URL(), queue, faultOpts("stall-server")...)
-	client, err := Dial("amqp://guest:guest@"+proxy.Addr()+"/", queue, append(faultOpts("stall-client"), WithCallTimeout(callTimeout))...)
+	faultServer(t, node.URL(), queue, faultServerOpts("stall-server")...)
+	client, err := Dial("amqp://guest:guest@"+proxy.Addr()+"/", queue, faultClient("stall-client", WithCallTimeout(callTimeout))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,11 +237,8 @@ func TestSeveralBrokerURLs(t *testing.T) {
 	second := newTCPProxy(t, node.AMQPAddr())
 	url := func(p *tcpProxy) string { return "amqp://guest:guest@" + p.Addr() + "/" }
 	queue := "urls"
-	opts := func(name string) []Option {
-		return append(faultOpts(name), WithURLs(url(second)), WithCallTimeout(5*time.Second))
-	}
-	faultServer(t, url(first), queue, opts("urls-server")...)
-	client, err := Dial(url(first), queue, opts("urls-client")...)
+	faultServer(t, url(first), queue, faultServerOpts("urls-server", WithURLs(url(second)))...)
+	client, err := Dial(url(first), queue, faultClient("urls-client", WithURLs(url(second)), WithCallTimeout(5*time.Second))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,14 +260,14 @@ func TestSeveralBrokerURLs(t *testing.T) {
 func TestChannelOpenIsBounded(t *testing.T) {
 	node := startPrivateNode(t)
 	proxy := newTCPProxy(t, node.AMQPAddr())
-	dial := connectorFunc(func(ctx context.Context) (*amqp.Connection, error) {
-		d := &transport.Dialer{URLs: []string{"amqp://guest:guest@" + proxy.Addr() + "/"}}
+	dial := func(ctx context.Context) (*amqp.Connection, error) {
+		d := &dialer{urls: []string{"amqp://guest:guest@" + proxy.Addr() + "/"}}
 		conn, err := d.Dial(ctx)
 		proxy.Pause()
 		return conn, err
-	})
+	}
 	start := time.Now()
-	_, err := transport.NewClient(transport.ClientConfig{Dialer: dial, OpenTimeout: 2 * time.Second}, nil)
+	_, err := transport.NewClient(transport.ClientConfig{Config: transport.Config{Dial: dial, OpenTimeout: 2 * time.Second}}, nil)
 	if err == nil {
 		t.Fatal("NewClient over a black hole = nil error; want a failure")
 	}
@@ -271,7 +277,3 @@ func TestChannelOpenIsBounded(t *testing.T) {
 	t.Logf("NewClient over a black hole failed after %v: %v", time.Since(start).Round(time.Millisecond), err)
 	proxy.Resume()
 }
-
-type connectorFunc func(ctx context.Context) (*amqp.Connection, error)
-
-func (f connectorFunc) Dial(ctx context.Context) (*amqp.Connection, error) { return f(ctx) }

@@ -15,8 +15,6 @@ import (
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
-
-	"github.com/amqprpc/amqprpc/transport"
 )
 
 func TestMain(m *testing.M) {
@@ -39,9 +37,9 @@ func brokerURL(t testing.TB) string {
 	conn, err := amqp.Dial(url)
 	if err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and the broker at %s is not reachable: %v (run `make test`, which starts one)", transport.RedactURL(url), err)
+			t.Fatalf("CI is set and the broker at %s is not reachable: %v (run `make test`, which starts one)", RedactURL(url), err)
 		}
-		t.Skipf("no broker at %s (%v); set CI=1 to make this a failure, or run `make test`", transport.RedactURL(url), err)
+		t.Skipf("no broker at %s (%v); set CI=1 to make this a failure, or run `make test`", RedactURL(url), err)
 	}
 	conn.Close()
 	return url
@@ -156,7 +154,7 @@ func (t *Arith) open() {
 
 // startServer serves svc on queue until the test ends, and waits until the
 // server consumes.
-func startServer(t testing.TB, svc any, queue string, opts ...Option) (stop func()) {
+func startServer(t testing.TB, svc any, queue string, opts ...ServerOption) (stop func()) {
 	t.Helper()
 	url := brokerURL(t)
 	srv := rpc.NewServer()
@@ -243,7 +241,7 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 }
 
 // dial returns a client for queue, closed when the test ends.
-func dial(t testing.TB, queue string, opts ...Option) *rpc.Client {
+func dial(t testing.TB, queue string, opts ...ClientOption) *rpc.Client {
 	t.Helper()
 	c, err := Dial(brokerURL(t), queue, opts...)
 	if err != nil {
@@ -254,14 +252,8 @@ func dial(t testing.TB, queue string, opts ...Option) *rpc.Client {
 }
 
 // replyModes runs f with a private reply queue and with direct reply-to.
-func replyModes(t *testing.T, f func(t *testing.T, mode Option)) {
-	for _, m := range []struct {
-		name string
-		opt  Option
-	}{
-		{"private-queue", func(*options) {}},
-		{"direct-reply-to", WithDirectReplyTo()},
-	} {
+func replyModes(t *testing.T, f func(t *testing.T, mode ClientOption)) {
+	for _, m := range replyModeOptions {
 		t.Run(m.name, func(t *testing.T) { f(t, m.opt) })
 	}
 }
@@ -314,4 +306,34 @@ func noDelivery(t testing.TB, dl <-chan amqp.Delivery, d time.Duration, what str
 		t.Fatalf("%s: got %q (correlation id %q); want nothing", what, m.Body, m.CorrelationId)
 	case <-time.After(d):
 	}
+}
+
+// replyModeOptions are the two reply modes a client can use.
+var replyModeOptions = []struct {
+	name string
+	opt  ClientOption
+}{
+	{"private-queue", privateReplyQueue},
+	{"direct-reply-to", WithDirectReplyTo()},
+}
+
+// privateReplyQueue is the default reply mode, as an option that sets
+// nothing, for tables that run both modes.
+var privateReplyQueue ClientOption = client(func(*clientOptions) {})
+
+// asClient and asServer pass a list of options for both sides to one.
+func asClient(opts []Option) []ClientOption {
+	out := make([]ClientOption, len(opts))
+	for i, o := range opts {
+		out[i] = o
+	}
+	return out
+}
+
+func asServer(opts []Option) []ServerOption {
+	out := make([]ServerOption, len(opts))
+	for i, o := range opts {
+		out[i] = o
+	}
+	return out
 }

@@ -307,7 +307,7 @@ func TestInteropGoClientPythonServer(t *testing.T) {
 	url, queue := brokerURL(t), testQueue(t)
 	py := startPythonServer(t, url, queue)
 	const callTimeout = 2 * time.Second
-	replyModes(t, func(t *testing.T, mode Option) {
+	replyModes(t, func(t *testing.T, mode ClientOption) {
 		goCallsPythonServer(t, dial(t, queue, WithEncoding(codec.JSON), WithCallTimeout(callTimeout), mode))
 	})
 	if t.Failed() {

@@ -77,7 +77,7 @@ func (st *loadStats) noteError(err error) {
 		text = text[:i]
 	}
 	st.mu.Lock()
-	st.errors[clip(text, 90)]++
+	st.errors[fmt.Sprintf("%.90s", text)]++
 	st.mu.Unlock()
 }
 

@@ -1,59 +1,104 @@
 package amqprpc
 
 import (
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/amqprpc/amqprpc/codec"
 )
 
 func TestOptionDefaults(t *testing.T) {
-	o, err := newOptions(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.encoding != codec.Gob || o.prefetch != DefaultPrefetch || o.callTimeout != DefaultCallTimeout ||
-		o.maxBody != DefaultMaxBodySize || o.directReplyTo || o.transient || o.quorum || o.confirms {
-		t.Fatalf("newOptions(nil) = %+v; want the documented defaults", o)
-	}
+	c, err := newClientOptions(nil)
+	require.NoError(t, err)
+	assert.Equal(t, codec.Gob, c.encoding)
+	assert.Equal(t, DefaultCallTimeout, c.callTimeout)
+	assert.Equal(t, DefaultMaxBodySize, c.maxBody)
+	assert.False(t, c.directReplyTo || c.confirms)
+	assert.NotNil(t, c.logger, "a nil logger would need a check at every log call")
+
+	s, err := newServerOptions(nil)
+	require.NoError(t, err)
+	assert.Equal(t, DefaultPrefetch, s.prefetch)
+	assert.False(t, s.transient || s.quorum || s.confirms)
 }
 
 func TestOptionValidation(t *testing.T) {
-	tests := []struct {
+	clientTests := []struct {
 		name string
-		opts []Option
+		opts []ClientOption
 		want string // in the error
 	}{
-		{"prefetch 0", []Option{WithPrefetch(0)}, "WithPrefetch(0)"},
-		{"prefetch too big", []Option{WithPrefetch(70000)}, "WithPrefetch(70000)"},
-		{"negative timeout", []Option{WithCallTimeout(-time.Second)}, "WithCallTimeout"},
-		{"sub-millisecond timeout", []Option{WithCallTimeout(time.Microsecond)}, "1ms"},
-		{"unknown encoding", []Option{WithEncoding(codec.Encoding(9))}, "WithEncoding"},
-		{"body size 0", []Option{WithMaxBodySize(0)}, "WithMaxBodySize"},
-		{"backoff inverted", []Option{WithReconnectBackoff(time.Second, time.Millisecond)}, "WithReconnectBackoff"},
-		{"quorum and transient", []Option{WithQuorumQueue(), WithTransientQueue()}, "quorum"},
+		{"negative timeout", []ClientOption{WithCallTimeout(-time.Second)}, "WithCallTimeout"},
+		{"sub-millisecond timeout", []ClientOption{WithCallTimeout(time.Microsecond)}, "1ms"},
+		{"unknown encoding", []ClientOption{WithEncoding(codec.Encoding(9))}, "WithEncoding"},
+		{"negative in-flight bound", []ClientOption{WithMaxInFlight(-1)}, "WithMaxInFlight"},
+		{"body size 0", []ClientOption{WithMaxBodySize(0)}, "WithMaxBodySize"},
+		{"backoff inverted", []ClientOption{WithReconnectBackoff(time.Second, time.Millisecond)}, "WithReconnectBackoff"},
+		{"nil option", []ClientOption{nil}, "nil option"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := newOptions(tt.opts)
-			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "amqprpc: ") {
-				t.Fatalf("newOptions = %v; want an amqprpc error mentioning %q", err, tt.want)
-			}
+	for _, tt := range clientTests {
+		t.Run("client/"+tt.name, func(t *testing.T) {
+			_, err := newClientOptions(tt.opts)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.True(t, strings.HasPrefix(err.Error(), "amqprpc: "), "error %q lacks the amqprpc: prefix", err)
 		})
 	}
-	if _, err := newOptions([]Option{WithCallTimeout(0)}); err != nil {
-		t.Fatalf("WithCallTimeout(0) = %v; want it accepted (never time out)", err)
+	serverTests := []struct {
+		name string
+		opts []ServerOption
+		want string
+	}{
+		{"prefetch 0", []ServerOption{WithPrefetch(0)}, "WithPrefetch(0)"},
+		{"prefetch too big", []ServerOption{WithPrefetch(70000)}, "WithPrefetch(70000)"},
+		{"quorum and transient", []ServerOption{WithQuorumQueue(), WithTransientQueue()}, "quorum"},
+		{"negative heartbeat", []ServerOption{WithHeartbeat(-time.Second)}, "WithHeartbeat"},
+		{"nil option", []ServerOption{nil}, "nil option"},
 	}
+	for _, tt := range serverTests {
+		t.Run("server/"+tt.name, func(t *testing.T) {
+			_, err := newServerOptions(tt.opts)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tt.want)
+		})
+	}
+	_, err := newClientOptions([]ClientOption{WithCallTimeout(0)})
+	assert.NoError(t, err, "WithCallTimeout(0) means never time out")
+}
+
+// TestOptionsForBothSides checks that an Option of both sides reaches the
+// options of each; one side's options do not compile for the other.
+func TestOptionsForBothSides(t *testing.T) {
+	l := slog.Default()
+	both := []Option{WithConfirms(), WithMaxBodySize(7), WithLogger(l), WithURLs("amqp://b/"), WithConnectionName("n")}
+	c, err := newClientOptions(asClient(both))
+	require.NoError(t, err)
+	s, err := newServerOptions(asServer(both))
+	require.NoError(t, err)
+	for _, o := range []options{c.options, s.options} {
+		assert.True(t, o.confirms)
+		assert.Equal(t, 7, o.maxBody)
+		assert.Same(t, l, o.logger)
+		assert.Equal(t, []string{"amqp://b/"}, o.urls)
+		assert.Equal(t, "n", o.name)
+	}
+	c, err = newClientOptions([]ClientOption{WithLogger(nil)})
+	require.NoError(t, err)
+	assert.NotNil(t, c.logger, "WithLogger(nil) means log nothing")
 }
 
 func TestDialRejectsBadArguments(t *testing.T) {
 	for _, queue := range []string{"", strings.Repeat("q", 256), "amq.gen-x"} {
-		if _, err := Dial("amqp://guest:guest@127.0.0.1:1/", queue); err == nil || !strings.HasPrefix(err.Error(), "amqprpc: ") {
-			t.Errorf("Dial(queue %q) = %v; want an amqprpc error", clip(queue, 20), err)
+		_, err := Dial("amqp://guest:guest@127.0.0.1:1/", queue)
+		if assert.Error(t, err, "Dial(queue %.20q)", queue) {
+			assert.True(t, strings.HasPrefix(err.Error(), "amqprpc: "), "Dial(queue %.20q) = %v; want an amqprpc error", queue, err)
 		}
 	}
-	if _, err := Dial("amqp://guest:guest@127.0.0.1:1/", "q", WithPrefetch(-1)); err == nil {
-		t.Errorf("Dial with WithPrefetch(-1) = nil error; want the option rejected")
-	}
+	_, err := Dial("amqp://guest:guest@127.0.0.1:1/", "q", WithMaxInFlight(-1))
+	assert.Error(t, err, "Dial with WithMaxInFlight(-1)")
 }

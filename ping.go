@@ -17,6 +17,6 @@ func (c *serverCodec) answerPing(in *inbound) bool {
 	if in.req.Type != PingType {
 		return false
 	}
-	c.send(outbound{in: in, body: pingReply})
+	c.out.put(outbound{in: in, body: pingReply})
 	return true
 }

@@ -30,18 +30,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
-
-	"github.com/amqprpc/amqprpc/transport"
 )
-
-// secModes are the two reply modes a client can use.
-var secModes = []struct {
-	name string
-	opt  Option
-}{
-	{"private-queue", func(*options) {}},
-	{"direct-reply-to", WithDirectReplyTo()},
-}
 
 // TestSecurityTLS: amqps:// URLs with WithTLSConfig work for Dial and Serve,
 // and every way TLS can go wrong fails the connection at once with an error
@@ -59,7 +48,7 @@ func TestSecurityTLS(t *testing.T) {
 
 		t.Run("call", func(t *testing.T) {
 			faultServer(t, url, queue, WithTLSConfig(pki.clientConfig(false)))
-			for _, m := range secModes {
+			for _, m := range replyModeOptions {
 				t.Run(m.name, func(t *testing.T) {
 					client, err := Dial(url, queue, WithTLSConfig(pki.clientConfig(false)), m.opt)
 					if err != nil {
@@ -109,9 +98,9 @@ func TestSecurityTLS(t *testing.T) {
 					if msg := tc.check(err); msg != "" {
 						t.Errorf("%s(%s) = %v; %s", what, tc.url, err, msg)
 					}
-					var de *transport.DialError
-					if !errors.As(err, &de) || de.URL != transport.RedactURL(tc.url) {
-						t.Errorf("%s(%s) = %v; want a *transport.DialError naming the URL", what, tc.url, err)
+					var de *DialError
+					if !errors.As(err, &de) || de.URL != RedactURL(tc.url) {
+						t.Errorf("%s(%s) = %v; want a *DialError naming the URL", what, tc.url, err)
 					}
 					t.Logf("%s: %v", what, err)
 				}
@@ -230,7 +219,7 @@ func secDialAndServe(t *testing.T, url, queue string, opts ...Option) (dialErr, 
 	t.Helper()
 	within(t, 15*time.Second, "Dial", func() {
 		var client *rpc.Client
-		client, dialErr = Dial(url, queue, opts...)
+		client, dialErr = Dial(url, queue, asClient(opts)...)
 		if client != nil {
 			client.Close()
 		}
@@ -241,7 +230,7 @@ func secDialAndServe(t *testing.T, url, queue string, opts ...Option) (dialErr, 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, rpc.NewServer(), url, queue, opts...) }()
+	go func() { done <- Serve(ctx, rpc.NewServer(), url, queue, asServer(opts)...) }()
 	select {
 	case serveErr = <-done:
 	case <-time.After(15 * time.Second):
@@ -352,7 +341,7 @@ func TestSecurityPermissions(t *testing.T) {
 		faultServer(t, urlOf("arith-server"), queue, fast)
 
 		t.Run("calls", func(t *testing.T) {
-			for _, m := range secModes {
+			for _, m := range replyModeOptions {
 				t.Run(m.name, func(t *testing.T) {
 					client, err := Dial(urlOf(clientUser[m.name]), queue, m.opt, fast)
 					if err != nil {
@@ -373,7 +362,7 @@ func TestSecurityPermissions(t *testing.T) {
 			for _, tc := range []struct {
 				name    string
 				granted secPerms
-				opt     Option
+				opt     ClientOption
 				borrow  bool // NewClientCodec on a connection of the test's own
 			}{
 				{"private-queue", secClientPrivatePerms, nil, false},
@@ -443,7 +432,7 @@ func TestSecurityPermissions(t *testing.T) {
 		// No server any more: the queue exists without a consumer. A call
 		// times out, and the client's passive declare, which needs no
 		// permission, says why.
-		for _, m := range secModes {
+		for _, m := range replyModeOptions {
 			t.Run(m.name, func(t *testing.T) {
 				client, err := Dial(urlOf(clientUser[m.name]), queue, m.opt, WithCallTimeout(time.Second))
 				if err != nil {
@@ -535,12 +524,12 @@ func secServerCannotReply(t *testing.T, serverURL, clientURL, queue string) erro
 // secAccessRefused calls through a client whose user may not publish:
 // every call fails promptly with ACCESS_REFUSED, and once the permission is
 // granted the same *rpc.Client works.
-func secAccessRefused(t *testing.T, node *privateNode, vhost, url, queue string, granted secPerms, opt Option, borrow bool) {
+func secAccessRefused(t *testing.T, node *privateNode, vhost, url, queue string, granted secPerms, opt ClientOption, borrow bool) {
 	denied := granted
 	denied.write = `^$`
 	secSetPerms(t, node, vhost, "probe", denied)
 	var logs secLog
-	opts := []Option{WithCallTimeout(5 * time.Second), WithLogger(logs.logger()), WithReconnectBackoff(50*time.Millisecond, 500*time.Millisecond)}
+	opts := []ClientOption{WithCallTimeout(5 * time.Second), WithLogger(logs.logger()), WithReconnectBackoff(50*time.Millisecond, 500*time.Millisecond)}
 	if opt != nil {
 		opts = append(opts, opt)
 	}
@@ -802,18 +791,18 @@ func TestSecurityCredentials(t *testing.T) {
 		// Clients and servers, over plain AMQP and TLS, and a borrowed
 		// connection, all connected; then the broker stops and they log
 		// their reconnect attempts.
-		opts := []Option{log, fast, WithHeartbeat(time.Second), WithCallTimeout(3 * time.Second)}
+		opts := []Option{log, fast, WithHeartbeat(time.Second)}
 		tlsOpts := append(slices.Clone(opts), WithTLSConfig(pki.clientConfig(false)))
 		urlPlain := secURL("amqp", "leaky-plain", secPasswordPlain, plain, "")
 		urlTLS := secURL("amqps", "leaky-escaped", secPasswordEscaped, tlsHost, "")
-		faultServer(t, urlPlain, "creds", opts...)
-		faultServer(t, urlTLS, "creds", tlsOpts...)
+		faultServer(t, urlPlain, "creds", asServer(opts)...)
+		faultServer(t, urlTLS, "creds", asServer(tlsOpts)...)
 		var clients []*rpc.Client
 		for _, c := range []struct {
 			url  string
 			opts []Option
 		}{{urlPlain, opts}, {urlTLS, tlsOpts}} {
-			client, err := Dial(c.url, "creds", c.opts...)
+			client, err := Dial(c.url, "creds", append(asClient(c.opts), WithCallTimeout(3*time.Second))...)
 			if err != nil {
 				t.Fatalf("Dial = %v", err)
 			}
@@ -825,7 +814,7 @@ func TestSecurityCredentials(t *testing.T) {
 			t.Fatalf("amqp.Dial = %v", err)
 		}
 		defer conn.Close()
-		cc, err := NewClientCodec(conn, "creds", opts...)
+		cc, err := NewClientCodec(conn, "creds", append(asClient(opts), WithCallTimeout(3*time.Second))...)
 		if err != nil {
 			t.Fatalf("NewClientCodec = %v", err)
 		}
@@ -1103,7 +1092,7 @@ func TestSecurityBodyLimits(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- Serve(ctx, srv, url, queue, opts...) }()
+		go func() { done <- Serve(ctx, srv, url, queue, asServer(opts)...) }()
 		t.Cleanup(func() {
 			cancel()
 			if err := <-done; err != nil {
@@ -1118,13 +1107,13 @@ func TestSecurityBodyLimits(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		queue  string
-		client []Option
+		client []ClientOption
 		method string
 		args   any
 	}{
 		{"request over the server's limit", limited, nil, "Arith.Echo", &Payload{Data: make([]byte, 2*limit)}},
 		{"reply over the server's limit", limited, nil, "Blob.Make", secPtr(2 * limit)},
-		{"reply over the client's limit", unlimited, []Option{WithMaxBodySize(limit)}, "Blob.Make", secPtr(2 * limit)},
+		{"reply over the client's limit", unlimited, []ClientOption{WithMaxBodySize(limit)}, "Blob.Make", secPtr(2 * limit)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			client := dial(t, tc.queue, tc.client...)

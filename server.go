@@ -23,15 +23,11 @@ import (
 // ctx ends, once it has stopped taking requests, returned those it had
 // prefetched to the queue, and replied to the calls in flight. It returns an
 // error only when it cannot start.
-func Serve(ctx context.Context, srv *rpc.Server, url, queue string, opts ...Option) error {
+func Serve(ctx context.Context, srv *rpc.Server, url, queue string, opts ...ServerOption) error {
 	if srv == nil {
 		srv = rpc.DefaultServer
 	}
-	o, err := newOptions(opts)
-	if err != nil {
-		return err
-	}
-	sc, err := newServerCodec(transport.ServerConfig{Dialer: o.dialer(url)}, queue, o)
+	sc, o, err := newServerCodec(nil, url, queue, opts)
 	if err != nil {
 		return err
 	}
@@ -49,24 +45,21 @@ func Serve(ctx context.Context, srv *rpc.Server, url, queue string, opts ...Opti
 // never closes conn. Closing the codec stops it gracefully: it stops taking
 // requests, returns prefetched ones to the queue, and waits for the replies
 // of calls in flight.
-func NewServerCodec(conn *amqp.Connection, queue string, opts ...Option) (rpc.ServerCodec, error) {
+func NewServerCodec(conn *amqp.Connection, queue string, opts ...ServerOption) (rpc.ServerCodec, error) {
 	if conn == nil {
 		return nil, errors.New("amqprpc: NewServerCodec: nil connection")
 	}
-	o, err := newOptions(opts)
-	if err != nil {
-		return nil, err
-	}
-	return newServerCodec(transport.ServerConfig{Conn: conn}, queue, o)
+	sc, _, err := newServerCodec(conn, "", queue, opts)
+	return sc, err
 }
 
 // serverCodec implements rpc.ServerCodec. It numbers requests itself and
 // maps each number back to the delivery it must answer and acknowledge.
-//
-// Replies are encoded, published and acknowledged by one goroutine of the
-// codec's (publishReplies), not by the goroutine net/rpc starts for each
-// call: publishing runs deep into amqp091-go, and doing it on a fresh
-// goroutine made the runtime grow that goroutine's stack on every call.
+// Every reply, a service's or a refusal the codec makes itself, goes out
+// through one queue to one goroutine of the codec's (outbox), which
+// encodes, publishes and acknowledges: publishing runs deep into
+// amqp091-go, and doing it on net/rpc's goroutine per call made the runtime
+// grow that goroutine's stack every time.
 type serverCodec struct {
 	t             *transport.Server
 	bodies        codec.Codec
@@ -80,13 +73,9 @@ type serverCodec struct {
 	closing bool
 	idle    chan struct{} // closed when pending empties after Close began
 
-	replies     chan outbound // to publishReplies
-	repliesMu   sync.RWMutex  // held to send on replies; Close takes it to close replies
-	repliesDone bool          // replies is closed; guarded by repliesMu
-	published   chan struct{} // closed when publishReplies ends
-
+	out       outbox
+	poison    *poisonGuard
 	cur       *inbound // owned by ServeCodec's reading goroutine
-	buf       []byte   // reply encoding buffer, owned by publishReplies
 	closeOnce sync.Once
 }
 
@@ -98,39 +87,35 @@ type inbound struct {
 	method string
 }
 
-// outbound is a reply to send: the value to encode, or an error text.
-type outbound struct {
-	in      *inbound
-	body    any
-	errText string
-}
-
-func newServerCodec(cfg transport.ServerConfig, queue string, o *options) (*serverCodec, error) {
-	if err := checkQueueName(queue); err != nil {
-		return nil, err
+func newServerCodec(conn *amqp.Connection, url, queue string, opts []ServerOption) (*serverCodec, *serverOptions, error) {
+	o, err := newServerOptions(opts)
+	if err != nil {
+		return nil, nil, err
 	}
-	cfg.Queue = transport.QueueConfig{Name: queue, Durable: !o.transient, Quorum: o.quorum, Expires: o.queueExpiry}
-	cfg.Prefetch = o.prefetch
-	cfg.Confirm = o.confirms
-	cfg.Backoff = o.backoff()
-	cfg.Logger = o.logger
+	if err := checkQueueName(queue); err != nil {
+		return nil, nil, err
+	}
+	poison := newPoisonGuard()
+	cfg := transport.ServerConfig{
+		Config:   o.transport(conn, url),
+		Queue:    transport.QueueConfig{Name: queue, Durable: !o.transient, Quorum: o.quorum, Expires: o.queueExpiry},
+		Prefetch: o.prefetch,
+		Lost:     poison.crashed,
+	}
 	t, err := transport.NewServer(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c := &serverCodec{
 		t:             t,
 		defaultMethod: o.defaultMethod,
 		maxBody:       o.maxBody,
-		log:           loggerOrDiscard(o.logger),
+		log:           o.logger,
 		pending:       make(map[uint64]*inbound),
-		// Calls in flight are bounded by the prefetch, so sends to replies
-		// hardly ever wait.
-		replies:   make(chan outbound, o.prefetch+16),
-		published: make(chan struct{}),
+		poison:        poison,
 	}
-	go c.publishReplies()
-	return c, nil
+	c.out.start(c.reply)
+	return c, o, nil
 }
 
 // ReadRequestHeader takes the next request. Requests the codec can refuse on
@@ -143,9 +128,15 @@ func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 		if err != nil {
 			return io.EOF
 		}
+		if c.poison.poisonous(&req.Delivery) {
+			c.log.Error("amqprpc: rejected a request whose reply_to crashed the broker connection twice",
+				"reply_to", fmt.Sprintf("%.80s", req.ReplyTo), "message_id", fmt.Sprintf("%.64s", req.MessageId))
+			_ = req.Reject(false)
+			continue
+		}
 		in, refusal := c.accept(req)
 		if refusal != "" {
-			c.send(outbound{in: in, errText: refusal})
+			c.out.put(outbound{in: in, errText: refusal})
 			continue
 		}
 		if c.answerPing(in) { // ping.go
@@ -178,7 +169,7 @@ func (c *serverCodec) accept(req transport.Request) (*inbound, string) {
 	case in.method == "":
 		return in, ErrNoMethod.Error()
 	case len(req.Body) > c.maxBody:
-		return in, fmt.Sprintf("%v: %s request of %d bytes, limit %d", ErrBodyTooLarge, clip(in.method, 64), len(req.Body), c.maxBody)
+		return in, failure(ErrBodyTooLarge, "%.64s request of %d bytes, limit %d", in.method, len(req.Body), c.maxBody).Error()
 	}
 	return in, ""
 }
@@ -193,7 +184,7 @@ func (c *serverCodec) ReadRequestBody(x any) error {
 		return nil
 	}
 	if err := c.bodies.Unmarshal(in.enc, in.req.Body, x); err != nil {
-		return fmt.Errorf("%w: %s: %s", ErrMalformedRequest, in.method, detail(err))
+		return failure(ErrMalformedRequest, "%s: %s", in.method, detail(err))
 	}
 	if d, ok := x.(deliveryReceiver); ok {
 		d.setDelivery(in.req.MessageId, in.req.Redelivered)
@@ -203,8 +194,8 @@ func (c *serverCodec) ReadRequestBody(x any) error {
 
 // WriteResponse hands the reply to the request numbered r.Seq to the
 // codec's publishing goroutine, which encodes and publishes it and then
-// acknowledges the request. net/rpc does not touch body again, and r is
-// copied, so nothing is shared with the caller after it returns.
+// acknowledges the request. It never waits: net/rpc does not touch body
+// again, and r is copied, so nothing is shared after it returns.
 func (c *serverCodec) WriteResponse(r *rpc.Response, body any) error {
 	c.mu.Lock()
 	in := c.pending[r.Seq]
@@ -212,34 +203,13 @@ func (c *serverCodec) WriteResponse(r *rpc.Response, body any) error {
 	if in == nil {
 		return fmt.Errorf("amqprpc: response to unknown request %d", r.Seq)
 	}
-	c.send(outbound{in: in, body: body, errText: r.Error})
+	c.out.put(outbound{in: in, body: body, errText: r.Error})
 	return nil
 }
 
-// send queues a reply for publishReplies, or, once Close has stopped it,
-// sends it here.
-func (c *serverCodec) send(o outbound) {
-	c.repliesMu.RLock()
-	if !c.repliesDone {
-		c.replies <- o
-		c.repliesMu.RUnlock()
-		return
-	}
-	c.repliesMu.RUnlock()
-	var buf []byte // not c.buf: several goroutines may get here at once
-	c.reply(o, &buf)
-}
-
-// publishReplies sends the queued replies until Close closes the queue.
-func (c *serverCodec) publishReplies() {
-	defer close(c.published)
-	for o := range c.replies {
-		c.reply(o, &c.buf)
-	}
-}
-
-// reply encodes (into *buf, reused), publishes and acknowledges one reply.
-// A reply that cannot be encoded or is too large becomes an error reply.
+// reply encodes (into *buf, reused), publishes and acknowledges one reply,
+// on the outbox's goroutine. A reply that cannot be encoded or is too large
+// becomes an error reply.
 func (c *serverCodec) reply(o outbound, buf *[]byte) {
 	in := o.in
 	defer c.done(in.seq)
@@ -250,13 +220,23 @@ func (c *serverCodec) reply(o outbound, buf *[]byte) {
 		case err != nil:
 			o.errText = fmt.Sprintf("amqprpc: %s: %s", in.method, detail(err))
 		case len(b) > c.maxBody:
-			o.errText = fmt.Sprintf("%v: %s reply of %d bytes, limit %d", ErrBodyTooLarge, in.method, len(b), c.maxBody)
+			o.errText = failure(ErrBodyTooLarge, "%s reply of %d bytes, limit %d", in.method, len(b), c.maxBody).Error()
 		default:
 			payload = b
 		}
 		*buf = b
 	}
-	_ = c.respond(in, payload, o.errText)
+	msg := amqp.Publishing{CorrelationId: in.req.CorrelationId, ContentType: in.enc.ContentType(), Body: payload}
+	if o.errText != "" {
+		msg.Headers = amqp.Table{ErrorHeader: truncateUTF8(o.errText, maxErrorText)}
+		msg.Body = nil
+	}
+	if risky(in.req.ReplyTo) {
+		c.poison.replied(&in.req.Delivery)
+	}
+	if err := c.t.Respond(&in.req, &msg); err != nil {
+		c.log.Warn("amqprpc: reply not sent; the broker will redeliver the request", "method", fmt.Sprintf("%.64s", in.method), "err", err)
+	}
 }
 
 // done forgets a request whose reply is sent.
@@ -271,25 +251,6 @@ func (c *serverCodec) done(seq uint64) {
 		c.idle = nil
 	}
 	c.mu.Unlock()
-}
-
-// respond sends the reply (payload, or errText in the error header) and
-// acknowledges the request.
-func (c *serverCodec) respond(in *inbound, payload []byte, errText string) error {
-	msg := amqp.Publishing{
-		CorrelationId: in.req.CorrelationId,
-		ContentType:   in.enc.ContentType(),
-		Body:          payload,
-	}
-	if errText != "" {
-		msg.Headers = amqp.Table{ErrorHeader: clip(errText, maxErrorText)}
-		msg.Body = nil
-	}
-	if err := c.t.Respond(&in.req, &msg); err != nil {
-		c.log.Warn("amqprpc: reply not sent; the broker will redeliver the request", "method", clip(in.method, 64), "err", err)
-		return err
-	}
-	return nil
 }
 
 // Close stops taking requests, returns prefetched ones to the queue, waits
@@ -309,12 +270,77 @@ func (c *serverCodec) Close() error {
 		if idle != nil {
 			<-idle
 		}
-		c.repliesMu.Lock()
-		c.repliesDone = true
-		close(c.replies)
-		c.repliesMu.Unlock()
-		<-c.published
+		c.out.close()
 		_ = c.t.Close()
 	})
 	return nil
+}
+
+// outbound is a reply to send: the value to encode, or an error text.
+type outbound struct {
+	in      *inbound
+	body    any
+	errText string
+}
+
+// outbox queues replies for one goroutine that sends them in order. put
+// never blocks, and no lock is held while a reply is sent.
+type outbox struct {
+	mu     sync.Mutex // guards queue and closed
+	queue  []outbound
+	closed bool
+	wake   chan struct{} // capacity 1: queue grew or the outbox closed
+	ended  chan struct{} // closed when the goroutine has ended
+}
+
+func (b *outbox) start(send func(outbound, *[]byte)) {
+	b.wake = make(chan struct{}, 1)
+	b.ended = make(chan struct{})
+	go b.run(send)
+}
+
+func (b *outbox) put(o outbound) {
+	b.mu.Lock()
+	b.queue = append(b.queue, o)
+	b.mu.Unlock()
+	b.signal()
+}
+
+func (b *outbox) signal() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close makes the goroutine end once it has sent what is queued, and waits
+// for it.
+func (b *outbox) close() {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.signal()
+	<-b.ended
+}
+
+func (b *outbox) run(send func(outbound, *[]byte)) {
+	defer close(b.ended)
+	var batch []outbound
+	var buf []byte // the reply encoding buffer
+	for {
+		b.mu.Lock()
+		batch, b.queue = b.queue, batch[:0]
+		closed := b.closed
+		b.mu.Unlock()
+		for i, o := range batch {
+			send(o, &buf)
+			batch[i] = outbound{}
+		}
+		if len(batch) == 0 {
+			if closed {
+				return
+			}
+			<-b.wake
+		}
+	}
 }

@@ -23,10 +23,11 @@ type tcpProxy struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the accept loop and one goroutine per link and direction
 
-	mu      sync.Mutex    // guards forward, links and closed
-	forward chan struct{} // closed while forwarding; open while paused
-	links   map[*proxyLink]struct{}
-	closed  bool
+	mu       sync.Mutex    // guards forward, upstream, links and closed
+	forward  chan struct{} // closed while forwarding; open while paused
+	upstream chan struct{} // the same for the client-to-target direction alone
+	links    map[*proxyLink]struct{}
+	closed   bool
 }
 
 // A proxyLink is one client connection and its connection to the target.
@@ -47,16 +48,18 @@ func newTCPProxy(t testing.TB, target string) *tcpProxy {
 	if err != nil {
 		t.Fatalf("net.Listen = %v", err)
 	}
-	forward := make(chan struct{})
+	forward, upstream := make(chan struct{}), make(chan struct{})
 	close(forward)
+	close(upstream)
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &tcpProxy{
-		ln:      ln,
-		target:  target,
-		ctx:     ctx,
-		cancel:  cancel,
-		forward: forward,
-		links:   make(map[*proxyLink]struct{}),
+		ln:       ln,
+		target:   target,
+		ctx:      ctx,
+		cancel:   cancel,
+		forward:  forward,
+		upstream: upstream,
+		links:    make(map[*proxyLink]struct{}),
 	}
 	p.wg.Add(1)
 	go p.accept()
@@ -84,14 +87,29 @@ func (p *tcpProxy) Pause() {
 	}
 }
 
-// Resume forwards again after Pause.
-func (p *tcpProxy) Resume() {
+// PauseUpstream stops forwarding from clients to the target only: what
+// clients write piles up until their writes block, while what the target
+// sends still arrives (a half-stalled network).
+func (p *tcpProxy) PauseUpstream() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	select {
-	case <-p.forward:
+	case <-p.upstream:
+		p.upstream = make(chan struct{})
 	default:
-		close(p.forward)
+	}
+}
+
+// Resume forwards again after Pause or PauseUpstream.
+func (p *tcpProxy) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range []chan struct{}{p.forward, p.upstream} {
+		select {
+		case <-c:
+		default:
+			close(c)
+		}
 	}
 }
 
@@ -163,13 +181,13 @@ func (p *tcpProxy) serve(l *proxyLink) {
 		return
 	}
 	p.wg.Add(2)
-	go p.pump(l, server, l.client)
-	go p.pump(l, l.client, server)
+	go p.pump(l, server, l.client, true)
+	go p.pump(l, l.client, server, false)
 }
 
 // pump copies src to dst while forwarding; the first error or EOF either
 // way closes the whole link.
-func (p *tcpProxy) pump(l *proxyLink, dst, src net.Conn) {
+func (p *tcpProxy) pump(l *proxyLink, dst, src net.Conn, up bool) {
 	defer p.wg.Done()
 	defer p.drop(l)
 	buf := make([]byte, 32<<10)
@@ -180,7 +198,7 @@ func (p *tcpProxy) pump(l *proxyLink, dst, src net.Conn) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			// A Pause during the Read holds back what it read.
-			if !p.waitForward(l) {
+			if !p.waitForward(l) || (up && !p.waitUpstream(l)) {
 				return
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
@@ -207,6 +225,21 @@ func (p *tcpProxy) waitForward(l *proxyLink) bool {
 		default:
 			return true
 		}
+	case <-l.cut:
+		return false
+	case <-p.ctx.Done():
+		return false
+	}
+}
+
+// waitUpstream blocks while PauseUpstream holds, like waitForward.
+func (p *tcpProxy) waitUpstream(l *proxyLink) bool {
+	p.mu.Lock()
+	upstream := p.upstream
+	p.mu.Unlock()
+	select {
+	case <-upstream:
+		return true
 	case <-l.cut:
 		return false
 	case <-p.ctx.Done():

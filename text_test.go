@@ -90,7 +90,7 @@ func TestTextPlainRequests(t *testing.T) {
 func TestTextClient(t *testing.T) {
 	queue := testQueue(t)
 	startServer(t, Texts{}, queue)
-	replyModes(t, func(t *testing.T, mode Option) {
+	replyModes(t, func(t *testing.T, mode ClientOption) {
 		client := dial(t, queue, WithEncoding(codec.Text), WithCallTimeout(10*time.Second), mode)
 		for _, s := range []string{"hello", "", "42", `"quoted"`, "null", `{"A":1}`, "héllo wörld", "two\nlines"} {
 			var got string

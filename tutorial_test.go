@@ -250,7 +250,7 @@ func callTutorialServer(t *testing.T, queue string) {
 	t.Helper()
 	for _, enc := range []codec.Encoding{codec.JSON, codec.Text} {
 		t.Run(enc.String(), func(t *testing.T) {
-			replyModes(t, func(t *testing.T, mode Option) {
+			replyModes(t, func(t *testing.T, mode ClientOption) {
 				client := dial(t, queue, WithEncoding(enc), WithCallTimeout(10*time.Second), mode)
 				for _, n := range tutorialNumbers {
 					var got int

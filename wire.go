@@ -3,8 +3,8 @@ package amqprpc
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
+	"unicode/utf8"
 )
 
 // ErrorHeader is the header of a reply that carries a failed call's error
@@ -46,23 +46,15 @@ func headerText(v any) string {
 	return fmt.Sprint(v)
 }
 
-// detail is an error's text without the amqprpc: prefix, for nesting in
-// another amqprpc error.
-func detail(err error) string {
-	return strings.TrimPrefix(err.Error(), "amqprpc: ")
-}
-
-// clip shortens hostile strings before they reach a log or an error.
-func clip(s string, n int) string {
+// truncateUTF8 cuts s to at most n bytes, on a rune boundary, marking a cut
+// with "...", so an error text fits a header and stays valid UTF-8.
+func truncateUTF8(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n] + "..."
-}
-
-func loggerOrDiscard(l *slog.Logger) *slog.Logger {
-	if l == nil {
-		return slog.New(slog.DiscardHandler)
+	cut := n - len("...")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
 	}
-	return l
+	return s[:cut] + "..."
 }

@@ -87,7 +87,7 @@ func ForContentType(contentType string) (Encoding, error) {
 	case strings.EqualFold(mediaType, TextContentType):
 		return Text, nil
 	}
-	return 0, fmt.Errorf("%w %q (want %q, %q or %q)", ErrUnsupportedContentType, clip(contentType, 64), JSONContentType, GobContentType, TextContentType)
+	return 0, fmt.Errorf("%w %.64q (want %q, %q or %q)", ErrUnsupportedContentType, contentType, JSONContentType, GobContentType, TextContentType)
 }
 
 // Codec marshals and unmarshals bodies in any [Encoding]. It keeps per-type
@@ -123,13 +123,4 @@ func (c *Codec) Unmarshal(e Encoding, data []byte, v any) error {
 		return unmarshalText(data, v)
 	}
 	return fmt.Errorf("amqprpc: unmarshal: unknown encoding %v", e)
-}
-
-// clip shortens s for an error message so hostile input cannot make errors
-// arbitrarily long.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

@@ -114,7 +114,7 @@ func TestMalformedBodies(t *testing.T) {
 			for _, v := range []any{nil, new(pair)} {
 				err := c.Unmarshal(tt.e, tt.body, v)
 				if err == nil {
-					t.Fatalf("Unmarshal(%s, %q) = nil; want an error", tt.e, clip(string(tt.body), 40))
+					t.Fatalf("Unmarshal(%s, %.40q) = nil; want an error", tt.e, tt.body)
 				}
 				if !strings.HasPrefix(err.Error(), "amqprpc: ") {
 					t.Errorf("error %q lacks the amqprpc: prefix", err)

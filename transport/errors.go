@@ -1,20 +1,33 @@
 package transport
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
-// Errors the root package re-exports; their texts are part of the API.
+// Errors of the transport; the root package re-exports those a net/rpc
+// caller can meet, and their texts are part of its API.
 var (
 	// ErrClosed is returned by operations on a closed Client or Server.
 	ErrClosed = errors.New("amqprpc: closed")
-	// ErrNotConnected is returned by Publish while a Client is between
-	// connections; the caller may keep the message until SessionReady.
+	// ErrNotConnected is returned by Client.Publish and Server.Respond
+	// between connections; a Client's caller may keep the message and
+	// publish it again once ClientHandler.SessionReady says so.
 	ErrNotConnected = errors.New("amqprpc: not connected to the broker")
 	// ErrConnectionLost wraps the broker's error when a connection or channel
 	// ends under a Client or Server.
 	ErrConnectionLost = errors.New("amqprpc: connection lost")
-	// ErrBlocked is returned by Publish while the broker has blocked the
-	// connection (connection.blocked, usually a memory or disk alarm).
+	// ErrBlocked is returned by Client.Publish while the broker has blocked
+	// the connection (connection.blocked, usually a memory or disk alarm).
 	ErrBlocked = errors.New("amqprpc: broker blocked publishing")
 	// ErrStopped is returned by Server.Next once Stop has drained the consumer.
 	ErrStopped = errors.New("amqprpc: server stopped")
+	// ErrNoURL is returned by a Dialer, Client or Server given no broker URL
+	// and no connection.
+	ErrNoURL = errors.New("amqprpc: no broker URL")
 )
+
+// errorf wraps err with context, as every error of this package does.
+func errorf(format string, args ...any) error {
+	return fmt.Errorf("amqprpc: "+format, args...)
+}

@@ -1,6 +1,8 @@
 package transport
 
 import (
+	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -13,47 +15,61 @@ type QueueState struct {
 	Messages  int // ready, not yet delivered
 }
 
+// inspector runs the questions of InspectQueue, one at a time.
+type inspector struct {
+	busy    atomic.Bool // a question is under way
+	running sync.WaitGroup
+}
+
 // InspectQueue asks the broker about queue with a passive declare on a
 // short-lived channel of the current connection. It gives up after wait, so
 // a broker that does not answer cannot hold the caller; the abandoned
-// question ends when the connection does, and Close waits for it.
+// question ends when the connection does, and Close waits for it. While a
+// question is under way another fails at once, so a broker that does not
+// answer never has more than one channel opened for it.
 func (c *Client) InspectQueue(queue string, wait time.Duration) (QueueState, error) {
-	s, err := c.current()
+	s, _, err := c.sv.current()
 	if err != nil {
 		return QueueState{}, err
 	}
-	type result struct {
+	if !c.inspect.busy.CompareAndSwap(false, true) {
+		return QueueState{}, errorf("inspect queue %q: an earlier question is still unanswered", queue)
+	}
+	type answer struct {
 		state QueueState
 		err   error
 	}
-	res := make(chan result, 1)
-	c.handlers.Add(1)
+	res := make(chan answer, 1)
+	c.inspect.running.Add(1)
 	go func() {
-		defer c.handlers.Done()
-		ch, err := s.conn.Channel()
-		if err != nil {
-			res <- result{err: errorf("inspect queue %q: %w", queue, err)}
-			return
-		}
-		q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
-		if err != nil {
-			// A missing queue closes the channel with 404 NOT_FOUND.
-			if e, ok := err.(*amqp.Error); ok && e.Code == amqp.NotFound {
-				res <- result{state: QueueState{}}
-				return
-			}
-			res <- result{err: errorf("inspect queue %q: %w", queue, err)}
-			return
-		}
-		_ = ch.Close()
-		res <- result{state: QueueState{Exists: true, Consumers: q.Consumers, Messages: q.Messages}}
+		defer c.inspect.running.Done()
+		defer c.inspect.busy.Store(false)
+		st, err := passiveDeclare(s.conn, queue)
+		res <- answer{st, err}
 	}()
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
-	case r := <-res:
-		return r.state, r.err
+	case a := <-res:
+		return a.state, a.err
 	case <-t.C:
 		return QueueState{}, errorf("inspect queue %q: no answer within %v", queue, wait)
 	}
+}
+
+func passiveDeclare(conn *amqp.Connection, queue string) (QueueState, error) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return QueueState{}, errorf("inspect queue %q: %w", queue, err)
+	}
+	q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
+	if err != nil {
+		// A missing queue closes the channel with 404 NOT_FOUND.
+		if e, ok := err.(*amqp.Error); ok && e.Code == amqp.NotFound {
+			return QueueState{}, nil
+		}
+		return QueueState{}, errorf("inspect queue %q: %w", queue, err)
+	}
+	_ = ch.Close()
+	return QueueState{Exists: true, Consumers: q.Consumers, Messages: q.Messages}, nil
 }

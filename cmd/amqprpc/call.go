@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -31,7 +30,7 @@ Examples:
 `
 
 // runCall is amqprpc call.
-func runCall(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	const cmd = "amqprpc call"
 	fs := newFlagSet("call")
 	var f connectFlags
@@ -78,15 +77,15 @@ func runCall(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	if *text {
 		enc = codec.Text
 	}
-	s, err := connect(ctx, cmd, &f, queue, enc)
+	client, err := dial(cmd, &f, queue, enc)
 	if err != nil {
 		code, line := failure(cmd, method, err)
 		fmt.Fprintln(stderr, line)
 		return code
 	}
-	defer s.close()
+	defer client.Close()
 	var reply json.RawMessage
-	if err := s.client.Call(method, value, &reply); err != nil {
+	if err := client.Call(method, value, &reply); err != nil {
 		code, line := failure(cmd, method, err)
 		fmt.Fprintln(stderr, line)
 		return code

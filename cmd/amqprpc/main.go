@@ -19,12 +19,9 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 )
 
 // Exit statuses.
@@ -49,10 +46,7 @@ Exit status: 0 a reply, 1 the server answered with an error, 2 usage error,
 `
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], stdinUnlessTerminal(), os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	os.Exit(run(os.Args[1:], stdinUnlessTerminal(), os.Stdout, os.Stderr))
 }
 
 // stdinUnlessTerminal returns os.Stdin, or nil when it is a terminal: a
@@ -66,16 +60,16 @@ func stdinUnlessTerminal() io.Reader {
 }
 
 // run is the whole command; stdin may be nil.
-func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
 	}
 	switch args[0] {
 	case "call":
-		return runCall(ctx, args[1:], stdin, stdout, stderr)
+		return runCall(args[1:], stdin, stdout, stderr)
 	case "ping":
-		return runPing(ctx, args[1:], stdout, stderr)
+		return runPing(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK

@@ -60,7 +60,7 @@ func cli(t *testing.T, url string, stdin *string, args ...string) result {
 		in = strings.NewReader(*stdin)
 	}
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), args, in, &stdout, &stderr)
+	code := run(args, in, &stdout, &stderr)
 	return result{code, stdout.String(), stderr.String()}
 }
 
@@ -201,7 +201,7 @@ func (a *Arith) Upper(s string, r *string) error {
 }
 
 // serve serves a new Arith on queue until the test ends.
-func serve(t *testing.T, u, queue string, opts ...amqprpc.Option) *Arith {
+func serve(t *testing.T, u, queue string, opts ...amqprpc.ServerOption) *Arith {
 	t.Helper()
 	arith := new(Arith)
 	srv := rpc.NewServer()

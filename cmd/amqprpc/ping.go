@@ -1,11 +1,12 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/rpc"
+	"net/url"
+	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -26,7 +27,7 @@ Example:
 `
 
 // runPing is amqprpc ping.
-func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func runPing(args []string, stdout, stderr io.Writer) int {
 	const cmd = "amqprpc ping"
 	fs := newFlagSet("ping")
 	var f connectFlags
@@ -41,15 +42,15 @@ func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if problem := checkQueue(queue); problem != "" {
 		return usageError(stderr, cmd, problem)
 	}
-	s, err := connect(ctx, cmd, &f, queue, codec.JSON)
+	client, err := dial(cmd, &f, queue, codec.JSON)
 	if err != nil {
 		code, line := failure(cmd, amqprpc.PingType, err)
 		fmt.Fprintln(stderr, line)
 		return code
 	}
-	defer s.close()
+	defer client.Close()
 
-	q, err := inspect(s.conn, queue)
+	q, err := inspect(f.brokerURL(), queue)
 	switch {
 	case err != nil:
 		fmt.Fprintf(stderr, "%s: could not inspect queue %q (%v); pinging anyway\n", cmd, queue, err)
@@ -66,7 +67,7 @@ func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	start := time.Now()
 	var pong string
-	err = s.client.Call(amqprpc.PingType, "ping", &pong)
+	err = client.Call(amqprpc.PingType, "ping", &pong)
 	rtt := time.Since(start).Round(time.Microsecond)
 	var se rpc.ServerError
 	switch {
@@ -87,9 +88,17 @@ type queueState struct {
 	consumers, messages int
 }
 
-// inspect asks the broker about queue with a passive declare, on a channel
-// of its own: a missing queue closes the channel.
-func inspect(conn *amqp.Connection, queue string) (queueState, error) {
+// inspect asks the broker about queue with a passive declare, on a
+// connection of its own: the library does not lend out its connection.
+func inspect(url, queue string) (queueState, error) {
+	conn, err := amqp.DialConfig(url, amqp.Config{
+		Dial:       amqp.DefaultDial(10 * time.Second),
+		Properties: amqp.Table{"connection_name": "amqprpc ping"},
+	})
+	if err != nil {
+		return queueState{}, errors.New(withoutPassword(err.Error(), url))
+	}
+	defer conn.Close()
 	ch, err := conn.Channel()
 	if err != nil {
 		return queueState{}, err
@@ -102,8 +111,20 @@ func inspect(conn *amqp.Connection, queue string) (queueState, error) {
 	case err != nil:
 		return queueState{}, err
 	}
-	_ = ch.Close()
 	return queueState{exists: true, consumers: q.Consumers, messages: q.Messages}, nil
+}
+
+// withoutPassword replaces the password of rawURL wherever it occurs in
+// text.
+func withoutPassword(text, rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return text
+	}
+	if pw, ok := u.User.Password(); ok && pw != "" {
+		text = strings.ReplaceAll(text, pw, "xxxxx")
+	}
+	return text
 }
 
 func plural(n int, noun string) string {

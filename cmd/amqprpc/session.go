@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/amqprpc/amqprpc"
 	"github.com/amqprpc/amqprpc/codec"
-	"github.com/amqprpc/amqprpc/transport"
 )
 
 // defaultURL is the broker when neither -url nor $AMQP_URL names one.
@@ -32,7 +30,7 @@ func (f *connectFlags) register(fs *flag.FlagSet) {
 	// The default is resolved later, so that -h never prints a password
 	// from $AMQP_URL.
 	fs.StringVar(&f.url, "url", "", "broker `URL` (default $AMQP_URL, else "+defaultURL+")")
-	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long to wait to connect, and then for the reply")
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long to wait for the reply (connecting gives up after 10s)")
 	fs.BoolVar(&f.direct, "direct", false, "receive the reply through direct reply-to (amq.rabbitmq.reply-to)\ninstead of a private reply queue")
 }
 
@@ -104,17 +102,28 @@ func checkQueue(queue string) string {
 	return ""
 }
 
-// session is a connection to the broker and an amqprpc client on it.
-type session struct {
-	conn   *amqp.Connection
-	client *rpc.Client
+// dial checks the flags and returns an amqprpc client of queue. The exit
+// status and message of a failure come from failure.
+func dial(cmd string, f *connectFlags, queue string, enc codec.Encoding) (*rpc.Client, error) {
+	url, err := f.check()
+	if err != nil {
+		return nil, err
+	}
+	opts := []amqprpc.ClientOption{
+		amqprpc.WithEncoding(enc),
+		amqprpc.WithCallTimeout(f.timeout),
+		amqprpc.WithConnectionName(cmd),
+	}
+	if f.direct {
+		opts = append(opts, amqprpc.WithDirectReplyTo())
+	}
+	return amqprpc.Dial(url, queue, opts...)
 }
 
-// connect dials the broker and sets up a client of queue. The exit status
-// and message of a failure come from failure.
-func connect(ctx context.Context, cmd string, f *connectFlags, queue string, enc codec.Encoding) (*session, error) {
+// check checks -timeout and the broker URL, and returns the URL.
+func (f *connectFlags) check() (string, error) {
 	if f.timeout < time.Millisecond {
-		return nil, &usageErr{fmt.Sprintf("-timeout %v: want at least 1ms", f.timeout)}
+		return "", &usageErr{fmt.Sprintf("-timeout %v: want at least 1ms", f.timeout)}
 	}
 	url := f.brokerURL()
 	if _, err := amqp.ParseURI(url); err != nil {
@@ -124,28 +133,9 @@ func connect(ctx context.Context, cmd string, f *connectFlags, queue string, enc
 		if f.url == "" {
 			source = "$AMQP_URL"
 		}
-		return nil, &usageErr{source + " is not an AMQP URL: want amqp://user:password@host:port/vhost, with reserved characters in the user or password percent-encoded"}
+		return "", &usageErr{source + " is not an AMQP URL: want amqp://user:password@host:port/vhost, with reserved characters in the user or password percent-encoded"}
 	}
-	d := &transport.Dialer{URLs: []string{url}, Timeout: f.timeout, Name: cmd}
-	conn, err := d.Dial(ctx)
-	if err != nil {
-		return nil, err
-	}
-	opts := []amqprpc.Option{amqprpc.WithEncoding(enc), amqprpc.WithCallTimeout(f.timeout)}
-	if f.direct {
-		opts = append(opts, amqprpc.WithDirectReplyTo())
-	}
-	cc, err := amqprpc.NewClientCodec(conn, queue, opts...)
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return &session{conn: conn, client: rpc.NewClientWithCodec(cc)}, nil
-}
-
-func (s *session) close() {
-	s.client.Close()
-	s.conn.Close()
+	return url, nil
 }
 
 // usageErr is a failure that is the caller's mistake.
@@ -167,7 +157,7 @@ func failure(cmd, method string, err error) (int, string) {
 		}
 		return code, cmd + ": " + text + "; " + advice
 	}
-	var de *transport.DialError
+	var de *amqprpc.DialError
 	if errors.As(err, &de) {
 		switch {
 		case strings.Contains(text, "403"), strings.Contains(text, "ACCESS_REFUSED"):

@@ -115,7 +115,7 @@ func amqpStart(enc codec.Encoding, directReplyTo bool) func(string, string) (cal
 			stop()
 			return nil, nil, err
 		}
-		opts := []amqprpc.Option{amqprpc.WithEncoding(enc)}
+		opts := []amqprpc.ClientOption{amqprpc.WithEncoding(enc)}
 		if directReplyTo {
 			opts = append(opts, amqprpc.WithDirectReplyTo())
 		}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/amqprpc/amqprpc"
 	"github.com/amqprpc/amqprpc/examples/arith/arith"
@@ -19,6 +20,7 @@ import (
 func main() {
 	url := flag.String("url", envOr("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"), "broker URL")
 	queue := flag.String("queue", "arith", "service queue")
+	expiry := flag.Duration("expiry", 10*time.Second, "the broker deletes the queue once it has had no server this long (0: keep it)")
 	flag.Parse()
 
 	if err := rpc.Register(new(arith.Arith)); err != nil {
@@ -27,7 +29,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log.Printf("arith server: serving queue %q (Ctrl-C to stop)", *queue)
-	if err := amqprpc.Serve(ctx, nil, *url, *queue); err != nil {
+	var opts []amqprpc.ServerOption
+	if *expiry > 0 {
+		opts = append(opts, amqprpc.WithQueueExpiry(*expiry))
+	}
+	if err := amqprpc.Serve(ctx, nil, *url, *queue, opts...); err != nil {
 		log.Fatal(err)
 	}
 	log.Print("arith server: stopped after finishing the calls in flight")

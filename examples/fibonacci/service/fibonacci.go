@@ -58,17 +58,21 @@ func (f *Fibonacci) Sum(args *Args, reply *Reply) error {
 	return nil
 }
 
+// QueueExpiry is how long the queue outlives its last instance.
+const QueueExpiry = 10 * time.Second
+
 // Serve serves a Fibonacci instance named instance on queue until ctx ends.
 // The instance takes one request at a time (prefetch 1): while it works on
-// one, the broker hands the next to an idle instance. opts come after
-// WithPrefetch(1) and so can override it.
-func Serve(ctx context.Context, url, queue, instance string, opts ...amqprpc.Option) error {
+// one, the broker hands the next to an idle instance. The broker deletes the
+// queue once no instance has consumed it for QueueExpiry, so a demo leaves
+// nothing behind. opts come after these and so can override them.
+func Serve(ctx context.Context, url, queue, instance string, opts ...amqprpc.ServerOption) error {
 	// Each instance has a server of its own, since each has its own name.
 	srv := rpc.NewServer()
 	if err := srv.Register(&Fibonacci{Instance: instance}); err != nil {
 		return err
 	}
-	opts = append([]amqprpc.Option{amqprpc.WithPrefetch(1)}, opts...)
+	opts = append([]amqprpc.ServerOption{amqprpc.WithPrefetch(1), amqprpc.WithQueueExpiry(QueueExpiry)}, opts...)
 	return amqprpc.Serve(ctx, srv, url, queue, opts...)
 }
 

@@ -87,7 +87,7 @@ type Chef struct {
 
 // DialChef returns a Chef that calls the prep cook and the cutter on the
 // queues q names. Close it once it no longer serves.
-func DialChef(url string, q Queues, opts ...amqprpc.Option) (*Chef, error) {
+func DialChef(url string, q Queues, opts ...amqprpc.ClientOption) (*Chef, error) {
 	prepCook, err := amqprpc.Dial(url, q.PrepCook, opts...)
 	if err != nil {
 		return nil, err
@@ -144,13 +144,18 @@ func (c *Chef) WaitServed(d time.Duration) error {
 	return errors.Join(WaitServed(c.prepCook, d), WaitServed(c.cutter, d))
 }
 
+// QueueExpiry is how long a service queue outlives its last server: the
+// broker then deletes it, so a demo leaves no queue behind.
+const QueueExpiry = 10 * time.Second
+
 // Serve serves rcvr's methods, as rpc.Register would, on queue until ctx
-// ends.
-func Serve(ctx context.Context, url, queue string, rcvr any, opts ...amqprpc.Option) error {
+// ends. opts come after WithQueueExpiry(QueueExpiry) and can override it.
+func Serve(ctx context.Context, url, queue string, rcvr any, opts ...amqprpc.ServerOption) error {
 	srv := rpc.NewServer()
 	if err := srv.Register(rcvr); err != nil {
 		return err
 	}
+	opts = append([]amqprpc.ServerOption{amqprpc.WithQueueExpiry(QueueExpiry)}, opts...)
 	return amqprpc.Serve(ctx, srv, url, queue, opts...)
 }
 

@@ -39,7 +39,7 @@ type Order struct {
 // DialOrder returns an Order that calls the services on the queues q names
 // and logs its steps to l, if not nil. opts configure its clients. Close it
 // once it no longer serves.
-func DialOrder(url string, q Queues, l *log.Logger, opts ...amqprpc.Option) (*Order, error) {
+func DialOrder(url string, q Queues, l *log.Logger, opts ...amqprpc.ClientOption) (*Order, error) {
 	o := &Order{log: orDiscard(l)}
 	for _, c := range []struct {
 		client **rpc.Client

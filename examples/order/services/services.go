@@ -53,13 +53,18 @@ type OrderRef struct {
 	OrderID string
 }
 
+// QueueExpiry is how long a service queue outlives its last server: the
+// broker then deletes it, so a demo leaves no queue behind.
+const QueueExpiry = 10 * time.Second
+
 // Serve serves rcvr's methods, as rpc.Register would, on queue until ctx
-// ends.
-func Serve(ctx context.Context, url, queue string, rcvr any, opts ...amqprpc.Option) error {
+// ends. opts come after WithQueueExpiry(QueueExpiry) and can override it.
+func Serve(ctx context.Context, url, queue string, rcvr any, opts ...amqprpc.ServerOption) error {
 	srv := rpc.NewServer()
 	if err := srv.Register(rcvr); err != nil {
 		return err
 	}
+	opts = append([]amqprpc.ServerOption{amqprpc.WithQueueExpiry(QueueExpiry)}, opts...)
 	return amqprpc.Serve(ctx, srv, url, queue, opts...)
 }
 

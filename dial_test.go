@@ -1,4 +1,4 @@
-package transport
+package amqprpc
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/amqprpc/amqprpc/transport"
 )
 
 func TestDialErrorsNameURLWithoutPassword(t *testing.T) {
@@ -17,11 +19,11 @@ func TestDialErrorsNameURLWithoutPassword(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // now nothing listens there
-	d := &Dialer{URLs: []string{
+	d := &dialer{urls: []string{
 		"amqp://user:" + secret + "@" + addr + "/",
 		"amqp://user:" + secret + "@[::1:bad/",
 		"http://user:" + secret + "@" + addr + "/",
-	}, Timeout: 2 * time.Second}
+	}, timeout: 2 * time.Second}
 	_, err = d.Dial(context.Background())
 	if err == nil {
 		t.Fatal("Dial = nil; want an error")
@@ -56,7 +58,7 @@ func TestDialStopsWhenCancelled(t *testing.T) {
 		}
 	}()
 	ctx, cancel := context.WithCancel(context.Background())
-	d := &Dialer{URLs: []string{"amqp://guest:guest@" + l.Addr().String() + "/"}, Timeout: time.Minute}
+	d := &dialer{urls: []string{"amqp://guest:guest@" + l.Addr().String() + "/"}, timeout: time.Minute}
 	done := make(chan error, 1)
 	go func() {
 		_, err := d.Dial(ctx)
@@ -75,7 +77,7 @@ func TestDialStopsWhenCancelled(t *testing.T) {
 }
 
 func TestDialNeedsAURL(t *testing.T) {
-	if _, err := (&Dialer{}).Dial(context.Background()); !errors.Is(err, ErrNoURL) {
+	if _, err := (&dialer{}).Dial(context.Background()); !errors.Is(err, transport.ErrNoURL) {
 		t.Fatalf("Dial with no URL = %v; want ErrNoURL", err)
 	}
 }
@@ -103,7 +105,7 @@ func TestDeadlineConnKeepsADeadlineAhead(t *testing.T) {
 	if err := dc.SetDeadline(time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if !dc.pinned.Load() {
+	if dc.until.Load() != pinned {
 		t.Fatal("SetDeadline did not pin the deadline")
 	}
 	if err := dc.SetDeadline(time.Time{}); err != nil {

@@ -1,11 +1,14 @@
-package transport
+package amqprpc
 
 import (
+	"errors"
 	"hash/maphash"
 	"strings"
 	"sync"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/amqprpc/amqprpc/transport"
 )
 
 // A request can poison the connection that answers it: RabbitMQ 3.10 closes
@@ -42,7 +45,7 @@ func newPoisonGuard() *poisonGuard {
 
 // risky reports whether a reply to replyTo can crash the connection.
 func risky(replyTo string) bool {
-	return strings.HasPrefix(replyTo, DirectReplyTo+".")
+	return strings.HasPrefix(replyTo, transport.DirectReplyTo+".")
 }
 
 // identity names a request across its deliveries.
@@ -66,10 +69,11 @@ func (g *poisonGuard) replied(d *amqp.Delivery) {
 	g.mu.Unlock()
 }
 
-// crashed is told that a connection died with err; if it was the broker's
+// crashed is told that a session ended with err; if it was the broker's
 // internal error, every recent risky reply gets a strike.
-func (g *poisonGuard) crashed(err *amqp.Error) {
-	if err == nil || err.Code != amqp.InternalError {
+func (g *poisonGuard) crashed(err error) {
+	var e *amqp.Error
+	if !errors.As(err, &e) || e.Code != amqp.InternalError {
 		return
 	}
 	g.mu.Lock()

@@ -1,4 +1,4 @@
-package transport
+package amqprpc
 
 import (
 	"context"
@@ -14,38 +14,31 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/amqprpc/amqprpc/transport"
 )
 
-// Defaults of a Dialer's zero fields.
+// Bounds on a dialed connection.
 const (
-	DefaultDialTimeout  = 10 * time.Second
-	DefaultHeartbeat    = 5 * time.Second
-	DefaultWriteTimeout = 15 * time.Second
+	// dialTimeout bounds the TCP connect, TLS and AMQP handshakes of one URL.
+	dialTimeout = 10 * time.Second
+	// DefaultHeartbeat is the AMQP heartbeat interval unless [WithHeartbeat]
+	// says otherwise.
+	DefaultHeartbeat = 5 * time.Second
+	// writeTimeout bounds every write to the socket, so a peer that stops
+	// reading (a black-holed network, a blocked broker) fails the
+	// connection instead of blocking a publisher forever.
+	writeTimeout = 15 * time.Second
 )
 
-// Connector opens connections to a broker. *Dialer is the one the library
-// uses; tests supply others.
-type Connector interface {
-	Dial(ctx context.Context) (*amqp.Connection, error)
-}
-
-// ErrNoURL is returned by a Dialer that was given no broker URL.
-var ErrNoURL = errors.New("amqprpc: no broker URL")
-
-// Dialer opens connections to a broker, trying each of its URLs in turn.
+// dialer opens connections to a broker, trying each of its URLs in turn.
 // After a success it starts the next round at the URL that worked.
-type Dialer struct {
-	URLs      []string
-	TLSConfig *tls.Config   // for amqps:// URLs; nil means the system roots
-	Heartbeat time.Duration // 0 means DefaultHeartbeat
-	// Timeout bounds the TCP connect, TLS and AMQP handshakes of one URL;
-	// 0 means DefaultDialTimeout.
-	Timeout time.Duration
-	// WriteTimeout bounds every write to the socket, so a peer that stops
-	// reading (a black-holed network, a blocked broker) fails the connection
-	// instead of blocking a publisher forever; 0 means DefaultWriteTimeout.
-	WriteTimeout time.Duration
-	Name         string // the connection_name shown by the broker
+type dialer struct {
+	urls      []string
+	tlsConfig *tls.Config   // for amqps:// URLs; nil means the system roots
+	heartbeat time.Duration // 0 means DefaultHeartbeat
+	timeout   time.Duration // 0 means dialTimeout; tests shorten it
+	name      string        // the connection_name shown by the broker
 
 	mu   sync.Mutex // guards next
 	next int        // index of the URL to try first
@@ -54,20 +47,20 @@ type Dialer struct {
 // Dial connects to the first URL that accepts, in turn from the last good one.
 // Errors name each URL with its password redacted. Cancelling ctx abandons
 // the attempt at once, mid-handshake included.
-func (d *Dialer) Dial(ctx context.Context) (*amqp.Connection, error) {
-	if len(d.URLs) == 0 {
-		return nil, ErrNoURL
+func (d *dialer) Dial(ctx context.Context) (*amqp.Connection, error) {
+	if len(d.urls) == 0 {
+		return nil, transport.ErrNoURL
 	}
 	d.mu.Lock()
 	first := d.next
 	d.mu.Unlock()
 	var errs []error
-	for i := range d.URLs {
-		idx := (first + i) % len(d.URLs)
+	for i := range d.urls {
+		idx := (first + i) % len(d.urls)
 		if err := ctx.Err(); err != nil {
-			return nil, errorf("connect: %w", err)
+			return nil, fmt.Errorf("amqprpc: connect: %w", err)
 		}
-		conn, err := d.dialOne(ctx, d.URLs[idx])
+		conn, err := d.dialOne(ctx, d.urls[idx])
 		if err == nil {
 			d.mu.Lock()
 			d.next = idx
@@ -82,13 +75,12 @@ func (d *Dialer) Dial(ctx context.Context) (*amqp.Connection, error) {
 	return nil, errors.Join(errs...)
 }
 
-func (d *Dialer) dialOne(ctx context.Context, rawURL string) (*amqp.Connection, error) {
+func (d *dialer) dialOne(ctx context.Context, rawURL string) (*amqp.Connection, error) {
 	if _, err := amqp.ParseURI(rawURL); err != nil {
 		// The parser's error quotes the URL; keep only our redacted form.
 		return nil, &DialError{URL: RedactURL(rawURL), text: "invalid AMQP URL (want amqp://user:password@host:port/vhost; reserved characters in the user or password must be percent-encoded)"}
 	}
-	timeout := orDefault(d.Timeout, DefaultDialTimeout)
-	writeTimeout := orDefault(d.WriteTimeout, DefaultWriteTimeout)
+	timeout := orDefault(d.timeout, dialTimeout)
 	var stops []func() bool
 	defer func() {
 		for _, stop := range stops {
@@ -99,11 +91,11 @@ func (d *Dialer) dialOne(ctx context.Context, rawURL string) (*amqp.Connection, 
 	// is given: give it a copy, so that every URL is checked against its
 	// own host and a config shared by several dialers is never written.
 	var tlsConfig *tls.Config
-	if d.TLSConfig != nil {
-		tlsConfig = d.TLSConfig.Clone()
+	if d.tlsConfig != nil {
+		tlsConfig = d.tlsConfig.Clone()
 	}
 	cfg := amqp.Config{
-		Heartbeat:       orDefault(d.Heartbeat, DefaultHeartbeat),
+		Heartbeat:       orDefault(d.heartbeat, DefaultHeartbeat),
 		TLSClientConfig: tlsConfig,
 		Locale:          "en_US",
 		Properties:      amqp.Table{"product": "amqprpc"},
@@ -124,13 +116,13 @@ func (d *Dialer) dialOne(ctx context.Context, rawURL string) (*amqp.Connection, 
 			return dc, nil
 		},
 	}
-	if d.Name != "" {
-		cfg.Properties["connection_name"] = d.Name
+	if d.name != "" {
+		cfg.Properties["connection_name"] = d.name
 	}
 	conn, err := amqp.DialConfig(rawURL, cfg)
 	if err != nil {
 		text := scrub(err.Error(), rawURL)
-		if hint := tlsHangUpHint(rawURL, d.TLSConfig, err); hint != "" {
+		if hint := tlsHangUpHint(rawURL, d.tlsConfig, err); hint != "" {
 			text += " (" + hint + ")"
 		}
 		return nil, &DialError{URL: RedactURL(rawURL), text: text, err: err}
@@ -184,44 +176,63 @@ func (e *DialError) Unwrap() error { return e.err }
 // timeout is left: every write gets between timeout/2 and timeout.
 //
 // A deadline set from outside (amqp091-go's handshake and CloseDeadline)
-// stands until it is cleared: Write does not move it.
+// stands until it is cleared: Write does not move it. until holds both
+// facts in one word, so that Write's check and its move cannot interleave
+// with a deadline set from outside: mu serializes every change.
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
-	until   atomic.Int64 // the write deadline, in Unix nanoseconds; 0: none
-	pinned  atomic.Bool  // the deadline was set from outside
+	mu      sync.Mutex   // serializes changes of the deadline and of until
+	until   atomic.Int64 // our write deadline in Unix nanoseconds; 0: none; pinned: set from outside
 }
 
+// pinned marks a deadline set from outside in deadlineConn.until.
+const pinned = -1
+
 func (c *deadlineConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.pin(t)
 	return c.Conn.SetDeadline(t)
 }
 
 func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.pin(t)
 	return c.Conn.SetWriteDeadline(t)
 }
 
+// pin records a deadline set from outside; c.mu must be held.
 func (c *deadlineConn) pin(t time.Time) {
 	if t.IsZero() {
-		c.pinned.Store(false)
 		c.until.Store(0)
 		return
 	}
-	c.pinned.Store(true)
-	c.until.Store(t.UnixNano())
+	c.until.Store(pinned)
 }
 
 func (c *deadlineConn) Write(b []byte) (int, error) {
-	now := time.Now()
-	if !c.pinned.Load() && c.until.Load()-now.UnixNano() < int64(c.timeout/2) {
-		until := now.Add(c.timeout)
-		if err := c.Conn.SetWriteDeadline(until); err != nil {
-			return 0, err
+	if c.due(time.Now()) {
+		c.mu.Lock()
+		now := time.Now()
+		if c.due(now) {
+			until := now.Add(c.timeout)
+			if err := c.Conn.SetWriteDeadline(until); err != nil {
+				c.mu.Unlock()
+				return 0, err
+			}
+			c.until.Store(until.UnixNano())
 		}
-		c.until.Store(until.UnixNano())
+		c.mu.Unlock()
 	}
 	return c.Conn.Write(b)
+}
+
+// due reports whether our deadline must move before a write at now.
+func (c *deadlineConn) due(now time.Time) bool {
+	u := c.until.Load()
+	return u != pinned && u-now.UnixNano() < int64(c.timeout/2)
 }
 
 func orDefault(d, def time.Duration) time.Duration {
@@ -229,9 +240,4 @@ func orDefault(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
-}
-
-// errorf wraps err with context, as every error of this package does.
-func errorf(format string, args ...any) error {
-	return fmt.Errorf("amqprpc: "+format, args...)
 }

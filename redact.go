@@ -1,4 +1,4 @@
-package transport
+package amqprpc
 
 import (
 	"net/url"
@@ -65,12 +65,4 @@ func findPassword(rawURL string) (pw string, start, end int) {
 	start = authStart + colon + 1
 	end = authStart + at
 	return rawURL[start:end], start, end
-}
-
-// clip shortens hostile strings before they reach a log or an error.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

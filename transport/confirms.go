@@ -1,0 +1,87 @@
+package transport
+
+import (
+	"sync"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// pendingConfirm is a message published with confirms on and what its
+// confirm settles: a Client's request (by correlation id) or a Server's
+// reply (the request to acknowledge).
+type pendingConfirm struct {
+	dc  *amqp.DeferredConfirmation
+	id  string   // a Client's correlation id
+	req *Request // a Server's request
+}
+
+// confirmQueue waits for the confirms of one session's publishes, in
+// publishing order, on a goroutine of its own, and settles each. Confirms
+// are tracked by amqp091-go's deferred confirmations, so no listener of
+// amqp091-go's notifications exists that a slow publish could block, and a
+// publish never waits for this goroutine: push only appends under a mutex.
+type confirmQueue struct {
+	sess   *session
+	settle func(s *session, p pendingConfirm, ack bool)
+
+	mu      sync.Mutex // guards pending
+	pending []pendingConfirm
+	wake    chan struct{} // capacity 1: pending grew
+	done    chan struct{} // closed when the goroutine has ended
+}
+
+func newConfirmQueue(s *session, settle func(*session, pendingConfirm, bool)) *confirmQueue {
+	q := &confirmQueue{sess: s, settle: settle, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go q.run(s.ch.NotifyClose(make(chan *amqp.Error, 1)))
+	return q
+}
+
+// push queues a published message's confirm.
+func (q *confirmQueue) push(p pendingConfirm) {
+	q.mu.Lock()
+	q.pending = append(q.pending, p)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run settles confirms as they come, until the channel closes. When it
+// closes, amqp091-go resolves every confirm still awaited as a nack; those
+// are not refusals but losses, which the session's end reports, so only
+// real confirms are settled.
+func (q *confirmQueue) run(closed <-chan *amqp.Error) {
+	defer close(q.done)
+	var batch []pendingConfirm
+	for {
+		q.mu.Lock()
+		batch, q.pending = q.pending, batch[:0]
+		q.mu.Unlock()
+		for i, p := range batch {
+			if ack := p.dc.Wait(); ack || !q.sess.ch.IsClosed() {
+				q.settle(q.sess, p, ack)
+			}
+			batch[i] = pendingConfirm{}
+		}
+		if len(batch) > 0 {
+			continue
+		}
+		select {
+		case <-q.wake:
+		case <-closed:
+			q.mu.Lock()
+			batch, q.pending = q.pending, nil
+			q.mu.Unlock()
+			for _, p := range batch {
+				if p.dc.Wait() {
+					q.settle(q.sess, p, true)
+				}
+			}
+			return
+		}
+	}
+}
+
+// wait waits for the goroutine to end; the channel must be closed.
+func (q *confirmQueue) wait() { <-q.done }

@@ -1,0 +1,136 @@
+package transport
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+)
+
+// session is one connection (owned, or borrowed) and one channel on it,
+// with what a Client or Server set up on that channel. Its notification
+// channels are drained by the supervisor's goroutine until it ends.
+type session struct {
+	gen   uint64
+	conn  *amqp.Connection
+	owned bool
+	ch    *amqp.Channel
+
+	// Set up by the side (see Client.setup and Server.setup).
+	deliveries <-chan amqp.Delivery
+	replyTo    string           // a Client's reply queue
+	tag        string           // a Server's consumer tag
+	returns    chan amqp.Return // a Client's returned requests
+
+	closes   chan *amqp.Error
+	blocks   chan amqp.Blocking     // nil on a borrowed connection
+	blocked  atomic.Pointer[string] // the reason while connection.blocked is on
+	confirms *confirmQueue          // nil without confirms
+
+	// syncMu serializes the synchronous methods that two goroutines can run
+	// on ch (a Server's basic.cancel during a drain, the supervisor's
+	// channel.close): amqp091-go hands replies to waiters in turn, and two
+	// waiters at once can hang.
+	syncMu sync.Mutex
+}
+
+// openSession makes a session: the connection (unless borrowed), a channel,
+// confirm mode when asked for, then the side's own setup. Every step is
+// bounded by openTimeout: a broker that stops answering fails the attempt.
+func (sv *supervisor) openSession(gen uint64) (*session, error) {
+	s := &session{gen: gen, conn: sv.cfg.Conn}
+	if s.conn == nil {
+		conn, err := sv.cfg.Dial(sv.ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.conn, s.owned = conn, true
+	}
+	guard := time.AfterFunc(sv.cfg.OpenTimeout, func() {
+		if s.owned {
+			_ = s.conn.CloseDeadline(time.Now())
+		}
+	})
+	err := sv.setup(s)
+	guard.Stop()
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	if sv.cfg.Confirm {
+		s.confirms = newConfirmQueue(s, sv.side.settle)
+	}
+	return s, nil
+}
+
+// setup opens the session's channel and hands it to the side.
+func (sv *supervisor) setup(s *session) (err error) {
+	if s.ch, err = s.conn.Channel(); err != nil {
+		return errorf("open channel: %w", err)
+	}
+	if sv.cfg.Confirm {
+		if err = s.ch.Confirm(false); err != nil {
+			return errorf("enable publisher confirms: %w", err)
+		}
+	}
+	if err = sv.side.setup(s); err != nil {
+		return err
+	}
+	s.closes = s.ch.NotifyClose(make(chan *amqp.Error, 1))
+	if s.owned {
+		s.blocks = s.conn.NotifyBlocked(make(chan amqp.Blocking, 4))
+	}
+	return nil
+}
+
+// publish sends msg to the default exchange. It holds no lock of ours while
+// it writes: amqp091-go serializes the channel's writes itself, and with
+// confirms on it tracks the message's confirm for us.
+func (s *session) publish(queue string, mandatory bool, msg *amqp.Publishing, p pendingConfirm) error {
+	if reason := s.blocked.Load(); reason != nil {
+		return fmt.Errorf("%w to %q (%s)", ErrBlocked, queue, *reason)
+	}
+	if s.confirms == nil {
+		return s.ch.Publish("", queue, mandatory, false, *msg)
+	}
+	dc, err := s.ch.PublishWithDeferredConfirm("", queue, mandatory, false, *msg)
+	if err != nil {
+		return err
+	}
+	p.dc = dc
+	s.confirms.push(p)
+	return nil
+}
+
+// setBlocked records the broker's connection.blocked and unblocked.
+func (s *session) setBlocked(b amqp.Blocking) {
+	if b.Active {
+		reason := b.Reason
+		s.blocked.Store(&reason)
+		return
+	}
+	s.blocked.Store(nil)
+}
+
+// close releases the session: its owned connection, or else its channel.
+// Either way amqp091-go resolves every confirm still awaited, and the
+// confirm queue's goroutine ends.
+func (s *session) close() {
+	if s.owned {
+		if !s.conn.IsClosed() {
+			_ = s.conn.CloseDeadline(time.Now().Add(closeTimeout))
+		}
+	} else if s.ch != nil {
+		s.syncMu.Lock()
+		_ = s.ch.Close()
+		s.syncMu.Unlock()
+	}
+	if s.confirms != nil {
+		s.confirms.wait()
+	}
+}
+
+// closeTimeout bounds the close handshake with the broker.
+const closeTimeout = 2 * time.Second
