@@ -12,8 +12,8 @@ type Backoff struct {
 	Min, Max time.Duration
 }
 
-// Delay returns the wait before the given attempt, counted from 0.
-func (b Backoff) Delay(attempt int) time.Duration {
+// delay returns the wait before the given attempt, counted from 0.
+func (b Backoff) delay(attempt int) time.Duration {
 	d := b.Min
 	for i := 0; i < attempt && d < b.Max; i++ {
 		d *= 2

@@ -13,7 +13,7 @@ func TestBackoffDoublesWithinBounds(t *testing.T) {
 			ceiling = b.Max
 		}
 		for i := 0; i < 50; i++ {
-			d := b.Delay(attempt)
+			d := b.delay(attempt)
 			if d < ceiling/2 || d > ceiling {
 				t.Fatalf("Delay(%d) = %v; want within [%v, %v]", attempt, d, ceiling/2, ceiling)
 			}
@@ -25,7 +25,7 @@ func TestBackoffJitters(t *testing.T) {
 	b := Backoff{Min: time.Second, Max: time.Second}
 	seen := map[time.Duration]bool{}
 	for i := 0; i < 20; i++ {
-		seen[b.Delay(3)] = true
+		seen[b.delay(3)] = true
 	}
 	if len(seen) < 2 {
 		t.Fatalf("20 delays took %d distinct values; want jitter", len(seen))

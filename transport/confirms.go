@@ -82,6 +82,3 @@ func (q *confirmQueue) run(closed <-chan *amqp.Error) {
 		}
 	}
 }
-
-// wait waits for the goroutine to end; the channel must be closed.
-func (q *confirmQueue) wait() { <-q.done }

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,7 +56,10 @@ type Server struct {
 // connection that fails is an error.
 func NewServer(cfg ServerConfig) (*Server, error) {
 	s := &Server{cfg: cfg, stopping: make(chan struct{})}
-	sv, err := newSupervisor(cfg.Config.withLogAttrs("queue", cfg.Queue.Name), s, "server", false)
+	if cfg.Logger != nil {
+		cfg.Logger = cfg.Logger.With("queue", cfg.Queue.Name)
+	}
+	sv, err := newSupervisor(cfg.Config, s, "server", false)
 	if err != nil {
 		return nil, err
 	}
@@ -147,10 +151,10 @@ func (s *Server) Respond(req *Request, msg *amqp.Publishing) error {
 	}
 	sess, _, err := s.sv.current()
 	if err != nil {
-		return errorf("reply to %q: %w", clip(req.ReplyTo, 80), err)
+		return errorf("reply to %.80q: %w", req.ReplyTo, err)
 	}
 	if err := sess.publish(req.ReplyTo, false, msg, pendingConfirm{req: req}); err != nil {
-		return errorf("reply to %q: %w", clip(req.ReplyTo, 80), err)
+		return errorf("reply to %.80q: %w", req.ReplyTo, err)
 	}
 	if sess.confirms == nil {
 		return ackRequest(req)
@@ -189,7 +193,7 @@ func (s *Server) settle(_ *session, p pendingConfirm, ack bool) {
 		_ = req.Nack(false, true)
 	default:
 		s.sv.log.Warn("amqprpc: the broker refused a reply twice; the request is acknowledged and its reply lost",
-			"queue", s.cfg.Queue.Name, "reply_to", clip(req.ReplyTo, 80), "correlation_id", clip(req.CorrelationId, 80))
+			"reply_to", fmt.Sprintf("%.80s", req.ReplyTo), "correlation_id", fmt.Sprintf("%.80s", req.CorrelationId))
 		_ = ackRequest(req)
 	}
 }
@@ -247,12 +251,4 @@ func consumerTag(queue string) string {
 		tag = tag[:200]
 	}
 	return tag + "-" + uuid.NewString()
-}
-
-// clip shortens hostile strings before they reach a log or an error.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
 }

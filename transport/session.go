@@ -104,16 +104,6 @@ func (s *session) publish(queue string, mandatory bool, msg *amqp.Publishing, p 
 	return nil
 }
 
-// setBlocked records the broker's connection.blocked and unblocked.
-func (s *session) setBlocked(b amqp.Blocking) {
-	if b.Active {
-		reason := b.Reason
-		s.blocked.Store(&reason)
-		return
-	}
-	s.blocked.Store(nil)
-}
-
 // close releases the session: its owned connection, or else its channel.
 // Either way amqp091-go resolves every confirm still awaited, and the
 // confirm queue's goroutine ends.
@@ -128,7 +118,7 @@ func (s *session) close() {
 		s.syncMu.Unlock()
 	}
 	if s.confirms != nil {
-		s.confirms.wait()
+		<-s.confirms.done
 	}
 }
 

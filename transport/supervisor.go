@@ -24,23 +24,14 @@ type Config struct {
 	// and Server.Respond).
 	Confirm bool
 	Backoff Backoff
-	// OpenTimeout bounds opening a channel and setting it up; 0 means
-	// DefaultOpenTimeout.
+	// OpenTimeout bounds opening a channel and setting it up; 0 means 10s.
 	OpenTimeout time.Duration
 	Logger      *slog.Logger // nil logs nothing
 }
 
-// withLogAttrs returns cfg logging attrs with every record.
-func (cfg Config) withLogAttrs(attrs ...any) Config {
-	if cfg.Logger != nil {
-		cfg.Logger = cfg.Logger.With(attrs...)
-	}
-	return cfg
-}
-
-// DefaultOpenTimeout bounds the setup of a session unless
-// Config.OpenTimeout says otherwise.
-const DefaultOpenTimeout = 10 * time.Second
+// defaultOpenTimeout bounds the setup of a session when Config.OpenTimeout
+// is 0.
+const defaultOpenTimeout = 10 * time.Second
 
 // side is what a Client or a Server adds to the supervisor.
 type side interface {
@@ -93,7 +84,7 @@ func newSupervisor(cfg Config, sd side, what string, readsReplies bool) (*superv
 		return nil, ErrNoURL
 	}
 	if cfg.OpenTimeout <= 0 {
-		cfg.OpenTimeout = DefaultOpenTimeout
+		cfg.OpenTimeout = defaultOpenTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -224,7 +215,11 @@ func (sv *supervisor) watch(s *session) error {
 			}
 		case b, ok := <-s.blocks:
 			if ok {
-				s.setBlocked(b)
+				var reason *string // nil: unblocked
+				if b.Active {
+					reason = &b.Reason
+				}
+				s.blocked.Store(reason)
 				sv.log.Warn("amqprpc: connection.blocked changed", "blocked", b.Active, "reason", b.Reason)
 			}
 		case e, ok := <-s.closes:
@@ -241,7 +236,7 @@ func (sv *supervisor) watch(s *session) error {
 // closed it gives up and tells the side.
 func (sv *supervisor) reconnect(gen uint64, first int) (*session, int) {
 	for attempt := first; ; attempt++ {
-		t := time.NewTimer(sv.cfg.Backoff.Delay(attempt))
+		t := time.NewTimer(sv.cfg.Backoff.delay(attempt))
 		select {
 		case <-sv.ctx.Done():
 		case <-sv.noRetry:
