@@ -28,7 +28,8 @@ ACTIONLINT := $(GO) run github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_
 broker:
 	@scripts/ensure-broker.sh
 
-# Python's pika and Node's amqplib for the cross-language tests.
+# Python's pika, Node's amqplib and the RabbitMQ Java client for the
+# cross-language tests.
 interop-deps:
 	@scripts/install-interop-deps.sh
 
@@ -63,6 +64,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzGobStream$$' -fuzztime $(FUZZTIME) ./codec
 	$(GO) test -run '^$$' -fuzz '^FuzzJSON$$' -fuzztime $(FUZZTIME) ./codec
 	$(GO) test -run '^$$' -fuzz '^FuzzGobCache$$' -fuzztime $(FUZZTIME) ./codec
+	$(GO) test -run '^$$' -fuzz '^FuzzText$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./codec
 
 demo: demo-arith demo-order
 

@@ -354,7 +354,7 @@ func TestBadRequestsGetErrorReplies(t *testing.T) {
 		{"json of the wrong type", amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(`"a string"`)}, ErrMalformedRequest.Error()},
 		{"truncated gob", amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/x-gob", Body: validGob[:len(validGob)-2]}, ErrMalformedRequest.Error()},
 		{"garbage gob", amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/x-gob", Body: []byte("\x7f\xff\xff garbage")}, ErrMalformedRequest.Error()},
-		{"unknown content type", amqp.Publishing{Type: "Arith.Multiply", ContentType: "text/plain", Body: []byte("6*7")}, ErrUnsupportedContentType.Error()},
+		{"unknown content type", amqp.Publishing{Type: "Arith.Multiply", ContentType: "text/html", Body: []byte("6*7")}, ErrUnsupportedContentType.Error()},
 		{"too large", amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: bytes.Repeat([]byte(" "), 2<<10)}, ErrBodyTooLarge.Error()},
 		{"type with no dot", amqp.Publishing{Type: "Multiply", ContentType: "application/json", Body: []byte(`{}`)}, "rpc: service/method request ill-formed"},
 		{"deeply nested json", amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(strings.Repeat("[", 400) + strings.Repeat("]", 400))}, ErrMalformedRequest.Error()},

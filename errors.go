@@ -35,7 +35,7 @@ var (
 	ErrMalformedRequest = errors.New("amqprpc: malformed request")
 	// ErrNoMethod: the request had no type and the server no default method.
 	ErrNoMethod = errors.New("amqprpc: request has no type and the server has no default method")
-	// ErrUnsupportedContentType: the content type names neither gob nor JSON.
+	// ErrUnsupportedContentType: the content type names no encoding of codec.
 	ErrUnsupportedContentType = codec.ErrUnsupportedContentType
 	// ErrBodyTooLarge: a request or reply body exceeds the size limit.
 	ErrBodyTooLarge = errors.New("amqprpc: body too large")

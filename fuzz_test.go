@@ -16,7 +16,7 @@ import (
 func fuzzSeeds(f *testing.F, add func(contentType string, body []byte)) {
 	var c codec.Codec
 	for _, v := range []any{&Args{6, 7}, 42, &Quotient{3, 2}, &Payload{Data: []byte("abc"), Note: "n"}, &InfoArgs{N: 1}, "text"} {
-		for _, e := range []codec.Encoding{codec.Gob, codec.JSON} {
+		for _, e := range []codec.Encoding{codec.Gob, codec.JSON, codec.Text} {
 			b, err := c.Marshal(nil, e, v)
 			if err != nil {
 				f.Fatal(err)
@@ -28,6 +28,8 @@ func fuzzSeeds(f *testing.F, add func(contentType string, body []byte)) {
 	add("application/json", []byte(`{"A":`))
 	add("application/x-gob", []byte{0x03, 0x04, 0x00})
 	add("text/plain", []byte("x"))
+	add("text/plain; charset=utf-8", []byte("30"))
+	add("text/html", []byte("x"))
 }
 
 // FuzzServerRequest feeds arbitrary requests through the server codec's
@@ -87,11 +89,19 @@ func FuzzClientReply(f *testing.F) {
 		if err := cc.ReadResponseBody(nil); err != nil {
 			t.Fatalf("ReadResponseBody(nil) = %v; want nil", err)
 		}
-		if r.enc == codec.JSON {
+		if r.enc == codec.JSON || r.enc == codec.Text {
 			cc.replies.cur = r
 			var v json.RawMessage
 			if err := cc.ReadResponseBody(&v); err != nil {
-				t.Fatalf("accepted JSON reply %q does not decode: %v", body, err)
+				t.Fatalf("accepted %v reply %q does not decode: %v", r.enc, body, err)
+			}
+		}
+		if r.enc == codec.Text {
+			// Any text fits a string.
+			cc.replies.cur = r
+			var s string
+			if err := cc.ReadResponseBody(&s); err != nil {
+				t.Fatalf("accepted text reply %q does not decode into a string: %v", body, err)
 			}
 		}
 		// Typed decodes may fail (a mismatch) but must not panic.

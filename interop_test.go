@@ -200,8 +200,10 @@ func TestInteropNodeClient(t *testing.T) {
 	testInteropClient(t, node, nodeClientPath)
 }
 
-// pythonServer is examples/interop/python/server.py running as a child.
+// pythonServer is a server program of examples/interop/python running as a
+// child.
 type pythonServer struct {
+	path     string
 	cmd      *exec.Cmd
 	stderr   bytes.Buffer // read only after cmd.Wait
 	lines    chan string  // stdout, closed at EOF
@@ -214,9 +216,17 @@ type pythonServer struct {
 // The server is stopped when the test ends, if the test did not stop it.
 func startPythonServer(t *testing.T, url, queue string) *pythonServer {
 	t.Helper()
+	return startPythonScript(t, url, pythonServerPath, "--queue", queue, "--prefetch", "10")
+}
+
+// startPythonScript starts the server program at path with args and waits
+// for its READY line. The server is stopped when the test ends, if the test
+// did not stop it.
+func startPythonScript(t *testing.T, url, path string, args ...string) *pythonServer {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	s := &pythonServer{lines: make(chan string, 16)}
-	s.cmd = exec.CommandContext(ctx, systemPython, pythonServerPath, "--queue", queue, "--prefetch", "10")
+	s := &pythonServer{path: path, lines: make(chan string, 16)}
+	s.cmd = exec.CommandContext(ctx, systemPython, append([]string{path}, args...)...)
 	s.cmd.Env = append(os.Environ(), "AMQP_URL="+url)
 	s.cmd.Stderr = &s.stderr
 	s.cmd.WaitDelay = 5 * time.Second
@@ -227,7 +237,7 @@ func startPythonServer(t *testing.T, url, queue string) *pythonServer {
 	}
 	if err := s.cmd.Start(); err != nil {
 		cancel()
-		t.Fatalf("starting %s: %v", pythonServerPath, err)
+		t.Fatalf("starting %s: %v", path, err)
 	}
 	go func() {
 		defer close(s.lines)
@@ -239,7 +249,7 @@ func startPythonServer(t *testing.T, url, queue string) *pythonServer {
 	}()
 	t.Cleanup(func() {
 		if err := s.stop(); err != nil {
-			t.Errorf("stopping %s: %v", pythonServerPath, err)
+			t.Errorf("stopping %s: %v", path, err)
 		}
 		cancel()
 	})
@@ -250,10 +260,10 @@ func startPythonServer(t *testing.T, url, queue string) *pythonServer {
 			return s
 		}
 		_ = s.stop()
-		t.Fatalf("%s printed %q, not READY; stderr:\n%s", pythonServerPath, l, s.stderr.String())
+		t.Fatalf("%s printed %q, not READY; stderr:\n%s", path, l, s.stderr.String())
 	case <-time.After(20 * time.Second):
 		_ = s.stop()
-		t.Fatalf("%s printed no READY within 20s; stderr:\n%s", pythonServerPath, s.stderr.String())
+		t.Fatalf("%s printed no READY within 20s; stderr:\n%s", path, s.stderr.String())
 	}
 	return nil
 }

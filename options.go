@@ -160,8 +160,8 @@ func (o *options) transport(conn *amqp.Connection, url string) transport.Config 
 }
 
 // WithEncoding sets the encoding of a client's requests: [codec.Gob] (the
-// default, as net/rpc) or [codec.JSON]. A server answers each request in the
-// encoding it came in.
+// default, as net/rpc), [codec.JSON] or [codec.Text]. A server answers each
+// request in the encoding it came in.
 func WithEncoding(e codec.Encoding) ClientOption {
 	return client(func(o *clientOptions) { o.encoding = e })
 }

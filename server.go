@@ -139,6 +139,9 @@ func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 			c.out.put(outbound{in: in, errText: refusal})
 			continue
 		}
+		if c.answerPing(in) { // ping.go
+			continue
+		}
 		c.mu.Lock()
 		c.seq++
 		in.seq = c.seq

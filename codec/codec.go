@@ -2,7 +2,8 @@
 //
 // A body carries one value and nothing else: the argument of a request or the
 // result of a reply. Its encoding is named by the AMQP content type of the
-// message, so one service queue can serve gob and JSON callers at once.
+// message, so one service queue can serve gob, JSON and text callers at
+// once.
 // The package uses the standard library only.
 package codec
 
@@ -23,17 +24,22 @@ const (
 	// JSON encodes a body as one JSON value with no envelope and no trailing
 	// newline.
 	JSON
+	// Text is text/plain as hand-written AMQP clients send it: a string or
+	// []byte travels as its raw bytes, any other value as JSON, and a body
+	// that is not JSON decodes only into a string or []byte (see text.go).
+	Text
 )
 
 // Content types that name the encodings on the wire.
 const (
 	GobContentType  = "application/x-gob"
 	JSONContentType = "application/json"
+	TextContentType = "text/plain"
 )
 
 var (
 	// ErrUnsupportedContentType is returned for a content type that names
-	// neither gob nor JSON.
+	// none of the encodings.
 	ErrUnsupportedContentType = errors.New("amqprpc: unsupported content type")
 	// ErrMalformedBody is wrapped by every error about a body that is not one
 	// well-formed value of its encoding.
@@ -42,25 +48,30 @@ var (
 
 // ContentType returns the AMQP content type that names e.
 func (e Encoding) ContentType() string {
-	if e == JSON {
+	switch e {
+	case JSON:
 		return JSONContentType
+	case Text:
+		return TextContentType
 	}
 	return GobContentType
 }
 
-// String returns "gob" or "json".
+// String returns "gob", "json" or "text".
 func (e Encoding) String() string {
 	switch e {
 	case Gob:
 		return "gob"
 	case JSON:
 		return "json"
+	case Text:
+		return "text"
 	}
 	return fmt.Sprintf("Encoding(%d)", uint8(e))
 }
 
 // Valid reports whether e is one of the encodings this package implements.
-func (e Encoding) Valid() bool { return e == Gob || e == JSON }
+func (e Encoding) Valid() bool { return e == Gob || e == JSON || e == Text }
 
 // ForContentType returns the encoding a content type names. An empty content
 // type means JSON, so that clients in other languages need not set one.
@@ -73,8 +84,10 @@ func ForContentType(contentType string) (Encoding, error) {
 		return JSON, nil
 	case strings.EqualFold(mediaType, GobContentType):
 		return Gob, nil
+	case strings.EqualFold(mediaType, TextContentType):
+		return Text, nil
 	}
-	return 0, fmt.Errorf("%w %.64q (want %q or %q)", ErrUnsupportedContentType, contentType, JSONContentType, GobContentType)
+	return 0, fmt.Errorf("%w %.64q (want %q, %q or %q)", ErrUnsupportedContentType, contentType, JSONContentType, GobContentType, TextContentType)
 }
 
 // Codec marshals and unmarshals bodies in any [Encoding]. It keeps per-type
@@ -91,18 +104,23 @@ func (c *Codec) Marshal(dst []byte, e Encoding, v any) ([]byte, error) {
 		return marshalJSON(dst, v)
 	case Gob:
 		return c.gob.marshal(dst, v)
+	case Text:
+		return marshalText(dst, v)
 	}
 	return dst, fmt.Errorf("amqprpc: marshal: unknown encoding %v", e)
 }
 
 // Unmarshal decodes data, which must hold exactly one value, into v. A nil v
-// only checks that data is one well-formed value and discards it.
+// only checks that data is one well-formed value and discards it; any data
+// is a well-formed [Text] body.
 func (c *Codec) Unmarshal(e Encoding, data []byte, v any) error {
 	switch e {
 	case JSON:
 		return unmarshalJSON(data, v)
 	case Gob:
 		return c.gob.unmarshal(data, v)
+	case Text:
+		return unmarshalText(data, v)
 	}
 	return fmt.Errorf("amqprpc: unmarshal: unknown encoding %v", e)
 }

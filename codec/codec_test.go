@@ -24,7 +24,9 @@ func TestForContentType(t *testing.T) {
 		{"application/json", JSON, false},
 		{"Application/JSON; charset=utf-8", JSON, false},
 		{"application/x-gob", Gob, false},
-		{"text/plain", 0, true},
+		{"text/plain", Text, false},
+		{"Text/Plain ; charset=utf-8", Text, false},
+		{"text/html", 0, true},
 		{"application/xml", 0, true},
 	}
 	for _, tt := range tests {
@@ -39,7 +41,7 @@ func TestForContentType(t *testing.T) {
 }
 
 func TestContentTypeRoundTrip(t *testing.T) {
-	for _, e := range []Encoding{Gob, JSON} {
+	for _, e := range []Encoding{Gob, JSON, Text} {
 		got, err := ForContentType(e.ContentType())
 		if err != nil || got != e {
 			t.Errorf("ForContentType(%q) = %v, %v; want %v", e.ContentType(), got, err, e)
@@ -50,7 +52,7 @@ func TestContentTypeRoundTrip(t *testing.T) {
 func TestRoundTrip(t *testing.T) {
 	var c Codec
 	in := nested{Name: "n", Items: []pair{{1, 2}, {3, 4}}, Tags: map[string]int{"x": 1}}
-	for _, e := range []Encoding{Gob, JSON} {
+	for _, e := range []Encoding{Gob, JSON, Text} {
 		for i := 0; i < 3; i++ { // repeated, so any per-type reuse is exercised
 			b, err := c.Marshal([]byte("prefix"), e, in)
 			if err != nil {

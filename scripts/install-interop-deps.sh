@@ -5,7 +5,11 @@
 #     the system interpreter, not a python3 that comes first on PATH);
 #   - Node.js and npm when missing (Debian's nodejs and npm);
 #   - amqplib in examples/interop/node/node_modules, from the committed
-#     package-lock.json (npm ci).
+#     package-lock.json (npm ci);
+#   - the RabbitMQ Java client (Debian's librabbitmq-client-java, which
+#     brings libslf4j-java) and a JDK when javac is missing
+#     (default-jdk-headless), for the tutorial-style Java client
+#     (tutorial_test.go).
 # Idempotent: quiet, and quick, when everything is present. Exits non-zero
 # with what went wrong otherwise.
 set -euo pipefail
@@ -59,3 +63,13 @@ if [ ! -d "$node_dir/node_modules/amqplib" ] || [ ! -f "$stamp" ] || [ "$lock" -
   (cd "$node_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || fail "npm ci in $node_dir failed"
 fi
 [ -d "$node_dir/node_modules/amqplib" ] || fail "npm ci did not install amqplib in $node_dir/node_modules"
+
+# Java: javac and the RabbitMQ Java client jar.
+missing=()
+command -v javac >/dev/null || missing+=(default-jdk-headless)
+dpkg -s librabbitmq-client-java >/dev/null 2>&1 || missing+=(librabbitmq-client-java)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt_install "${missing[@]}"
+fi
+command -v javac >/dev/null || fail "javac is still missing after installing default-jdk-headless"
+dpkg -L librabbitmq-client-java 2>/dev/null | grep -q '\.jar$' || fail "librabbitmq-client-java installed no jar (dpkg -L librabbitmq-client-java)"
