@@ -18,13 +18,19 @@ type call struct {
 	// msg is the request, kept while it may have to be published (again):
 	// while it waits for a connection and, with confirms on, until the
 	// broker confirms it.
-	msg        *amqp.Publishing
-	confirmed  bool
+	msg       *amqp.Publishing
+	confirmed bool
+	// publishing is set while WriteRequest publishes the request, which
+	// it may do more than once: SessionReady leaves the call to it.
+	publishing bool
 	prev, next *call // deadline order
 }
 
 // waiting reports whether the call waits for a connection to be published.
-func (c *call) waiting() bool { return c.gen == 0 && c.msg != nil }
+func (c *call) waiting() bool { return c.held() && !c.publishing }
+
+// held reports whether the request is kept to be published.
+func (c *call) held() bool { return c.gen == 0 && c.msg != nil }
 
 // pendingCalls holds the client's calls by sequence number and, for those
 // with a deadline, in deadline order, so one timer serves them all. It is not

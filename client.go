@@ -67,6 +67,7 @@ type clientCodec struct {
 	mu      sync.Mutex
 	calls   pendingCalls
 	lostGen uint64 // the latest transport session reported lost
+	lostErr error  // why it was lost
 	readies uint64 // how many times a session came up
 	closed  bool
 
@@ -140,7 +141,7 @@ func (c *clientCodec) writeRequest(r *rpc.Request, args any, start time.Time) er
 		Expiration:    c.expires,
 		Body:          body,
 	}
-	cl := &call{seq: r.Seq, method: r.ServiceMethod}
+	cl := &call{seq: r.Seq, method: r.ServiceMethod, publishing: true}
 	if c.timeout > 0 {
 		cl.deadline = start.Add(c.timeout)
 	}
@@ -162,6 +163,7 @@ func (c *clientCodec) writeRequest(r *rpc.Request, args any, start time.Time) er
 		}
 		again, fail := c.publishedLocked(cl, msg, gen, err, readies)
 		readies = c.readies
+		cl.publishing = again
 		if fail != nil {
 			c.calls.remove(cl.seq)
 		}

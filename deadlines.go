@@ -88,7 +88,7 @@ func (d *deadlines) expire() {
 	// them while the broker is asked about the queue.
 	why := ""
 	for _, cl := range d.expiry {
-		if !cl.waiting() {
+		if !cl.held() {
 			why = c.queueState()
 			break
 		}
@@ -117,7 +117,7 @@ func (c *clientCodec) queueState() string {
 
 // timeoutFailure says why a call timed out.
 func (c *clientCodec) timeoutFailure(cl *call, queueState string) *callError {
-	if cl.waiting() {
+	if cl.held() {
 		return failure(ErrTimeout, "%s waited %v for a connection to the broker", cl.method, c.timeout)
 	}
 	return failure(ErrTimeout, "%s got no reply from queue %q within %v (%s)", cl.method, c.queue, c.timeout, queueState)

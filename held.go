@@ -34,8 +34,8 @@ func (c *clientCodec) publishedLocked(cl *call, msg *amqp.Publishing, gen uint64
 		}
 		if gen <= c.lostGen {
 			// The session was lost while the request went out on it.
-			c.lostLocked(cl, nil)
-			return cl.waiting() && c.readies != readies, nil
+			c.lostLocked(cl, c.lostErr)
+			return cl.held() && c.readies != readies, nil
 		}
 	case errors.Is(err, transport.ErrNotConnected):
 		if c.readies != readies {
@@ -56,7 +56,7 @@ func (c *clientCodec) publishedLocked(cl *call, msg *amqp.Publishing, gen uint64
 func (c *clientCodec) SessionLost(gen uint64, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.lostGen = gen
+	c.lostGen, c.lostErr = gen, err
 	var lost []*call
 	c.calls.each(func(cl *call) {
 		if cl.gen != 0 && cl.gen <= gen {

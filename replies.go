@@ -1,6 +1,7 @@
 package amqprpc
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/rpc"
@@ -137,8 +138,15 @@ func (rd *replyReader) check(r response) checkedReply {
 	c.enc = enc
 	if t := rd.types[r.method]; t != nil {
 		v := reflect.New(t)
-		if rd.bodies.Unmarshal(enc, r.body, v.Interface()) == nil {
+		err := rd.bodies.Unmarshal(enc, r.body, v.Interface())
+		switch {
+		case err == nil:
 			c.decoded = v
+			return c
+		case errors.Is(err, codec.ErrMalformedBody):
+			// Malformed as this method's replies are known to be: a text
+			// body only has a form once a type reads it.
+			c.errText = failure(ErrMalformedReply, "%s: %s", r.method, detail(err)).Error()
 			return c
 		}
 	}

@@ -131,18 +131,28 @@ func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 		if c.poison.poisonous(&req.Delivery) {
 			c.log.Error("amqprpc: rejected a request whose reply_to crashed the broker connection twice",
 				"reply_to", fmt.Sprintf("%.80s", req.ReplyTo), "message_id", fmt.Sprintf("%.64s", req.MessageId))
-			_ = c.t.Reject(&req)
+			_ = c.t.Reject(&req, false)
 			continue
 		}
 		in, refusal := c.accept(req)
 		if refusal != "" {
-			c.out.put(outbound{in: in, errText: refusal})
+			if !c.out.put(outbound{in: in, errText: refusal}) {
+				_ = c.t.Reject(&in.req, true) // closed meanwhile
+				return io.EOF
+			}
 			continue
 		}
 		if c.answerPing(in) { // ping.go
 			continue
 		}
 		c.mu.Lock()
+		if c.closing {
+			// Close has stopped waiting for replies: this one could not
+			// be sent, so it goes back to the queue unrun.
+			c.mu.Unlock()
+			_ = c.t.Reject(&in.req, true)
+			return io.EOF
+		}
 		c.seq++
 		in.seq = c.seq
 		c.pending[c.seq] = in
@@ -203,7 +213,9 @@ func (c *serverCodec) WriteResponse(r *rpc.Response, body any) error {
 	if in == nil {
 		return fmt.Errorf("amqprpc: response to unknown request %d", r.Seq)
 	}
-	c.out.put(outbound{in: in, body: body, errText: r.Error})
+	if !c.out.put(outbound{in: in, body: body, errText: r.Error}) {
+		return ErrClosed // cannot happen: Close waits for every pending reply
+	}
 	return nil
 }
 
@@ -310,11 +322,18 @@ func (b *outbox) start(send func(outbound, *[]byte), sent func()) {
 	go b.run(send, sent)
 }
 
-func (b *outbox) put(o outbound) {
+// put queues a reply; it reports false, queueing nothing, once the outbox
+// is closed.
+func (b *outbox) put(o outbound) bool {
 	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return false
+	}
 	b.queue = append(b.queue, o)
 	b.mu.Unlock()
 	b.signal()
+	return true
 }
 
 func (b *outbox) signal() {

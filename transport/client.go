@@ -1,7 +1,7 @@
 package transport
 
 import (
-	"errors"
+	"fmt"
 	"sync"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -86,11 +86,11 @@ func (c *Client) Publish(queue string, msg *amqp.Publishing) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if reason := s.blocked.Load(); reason != nil {
+		return 0, fmt.Errorf("%w to %q (%s)", ErrBlocked, queue, *reason)
+	}
 	msg.ReplyTo = s.replyTo
 	if err := s.publish(queue, true, msg, pendingConfirm{id: msg.CorrelationId}); err != nil {
-		if errors.Is(err, ErrBlocked) {
-			return 0, err
-		}
 		// Only a broken channel or connection fails a publish of ours: the
 		// session is ending, and its end is reported.
 		return 0, errorf("publish to %q: %w: %w", queue, ErrNotConnected, err)

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"sync"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -24,10 +25,13 @@ type confirmQueue struct {
 	sess   *session
 	settle func(s *session, p pendingConfirm, ack bool)
 
-	mu      sync.Mutex // guards pending
-	pending []pendingConfirm
-	wake    chan struct{} // capacity 1: pending grew
-	done    chan struct{} // closed when the goroutine has ended
+	mu        sync.Mutex // guards pending, unsettled, idle and exited
+	pending   []pendingConfirm
+	unsettled int           // pushed and not yet settled
+	idle      chan struct{} // closed when unsettled reaches 0, for settled
+	exited    bool          // run has returned: push settles on its own
+	wake      chan struct{} // capacity 1: pending grew
+	done      chan struct{} // closed when the goroutine has ended
 }
 
 func newConfirmQueue(s *session, settle func(*session, pendingConfirm, bool)) *confirmQueue {
@@ -39,7 +43,15 @@ func newConfirmQueue(s *session, settle func(*session, pendingConfirm, bool)) *c
 // push queues a published message's confirm.
 func (q *confirmQueue) push(p pendingConfirm) {
 	q.mu.Lock()
+	if q.exited {
+		q.mu.Unlock()
+		if p.dc.Wait() { // resolved: the channel has closed
+			q.settle(q.sess, p, true)
+		}
+		return
+	}
 	q.pending = append(q.pending, p)
+	q.unsettled++
 	q.mu.Unlock()
 	select {
 	case q.wake <- struct{}{}:
@@ -64,6 +76,7 @@ func (q *confirmQueue) run(closed <-chan *amqp.Error) {
 			}
 			batch[i] = pendingConfirm{}
 		}
+		q.count(len(batch))
 		if len(batch) > 0 {
 			continue
 		}
@@ -72,13 +85,45 @@ func (q *confirmQueue) run(closed <-chan *amqp.Error) {
 		case <-closed:
 			q.mu.Lock()
 			batch, q.pending = q.pending, nil
+			q.exited = true
 			q.mu.Unlock()
 			for _, p := range batch {
 				if p.dc.Wait() {
 					q.settle(q.sess, p, true)
 				}
 			}
+			q.count(len(batch))
 			return
 		}
+	}
+}
+
+// count counts n confirms settled.
+func (q *confirmQueue) count(n int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.unsettled -= n; q.unsettled == 0 && q.idle != nil {
+		close(q.idle)
+		q.idle = nil
+	}
+}
+
+// settled waits until every confirm pushed so far is settled, for at most d.
+func (q *confirmQueue) settled(d time.Duration) {
+	q.mu.Lock()
+	if q.unsettled == 0 {
+		q.mu.Unlock()
+		return
+	}
+	if q.idle == nil {
+		q.idle = make(chan struct{})
+	}
+	idle := q.idle
+	q.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-idle:
+	case <-t.C:
 	}
 }

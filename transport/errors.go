@@ -22,8 +22,9 @@ var (
 	ErrBlocked = errors.New("amqprpc: broker blocked publishing")
 	// ErrStopped is returned by Server.Next once Stop has drained the consumer.
 	ErrStopped = errors.New("amqprpc: server stopped")
-	// ErrNoURL is returned by a Dialer, Client or Server given no broker URL
-	// and no connection.
+	// ErrNoURL is returned for a Client or Server given neither a
+	// connection nor a way to dial one, and by the root package's dialer
+	// given no URL.
 	ErrNoURL = errors.New("amqprpc: no broker URL")
 )
 

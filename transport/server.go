@@ -118,8 +118,9 @@ func (s *Server) drain(sess *session) {
 		return
 	}
 	sess.syncMu.Lock()
-	defer sess.syncMu.Unlock()
-	if err := sess.ch.Cancel(sess.tag, false); err != nil {
+	err := sess.ch.Cancel(sess.tag, false)
+	sess.syncMu.Unlock()
+	if err != nil {
 		// The channel is gone, and with it every unacknowledged delivery
 		// went back to the queue.
 		return
@@ -159,6 +160,7 @@ func (s *Server) Respond(req *Request, msg *amqp.Publishing) error {
 		return errorf("reply to %.80q: %w", req.ReplyTo, err)
 	}
 	if err := sess.publish(req.ReplyTo, false, msg, pendingConfirm{req: req}); err != nil {
+		_ = s.Reject(req, true) // never a gap in the acknowledged runs
 		return errorf("reply to %.80q: %w", req.ReplyTo, err)
 	}
 	if sess.confirms == nil {
@@ -190,10 +192,10 @@ func (s *Server) AckAnswered() error {
 	return nil
 }
 
-// Reject drops req without running it: the broker discards it, or
-// dead-letters it where the queue says so.
-func (s *Server) Reject(req *Request) error {
-	if err := req.Reject(false); err != nil {
+// Reject gives req up: back to the queue with requeue, else to the
+// broker to discard (or dead-letter, where the queue says so).
+func (s *Server) Reject(req *Request, requeue bool) error {
+	if err := req.Nack(false, requeue); err != nil {
 		return errorf("reject request: %w", err)
 	}
 	if req.sess != nil && req.sess.acks != nil {
@@ -216,6 +218,11 @@ func ackRequest(req *Request) error {
 func (s *Server) Close() error {
 	s.Stop()
 	_ = s.AckAnswered()
+	if sess, _, err := s.sv.current(); err == nil && sess.confirms != nil {
+		// Requests whose replies are published are acknowledged once
+		// confirmed; closing first would put them back in the queue.
+		sess.confirms.settled(closeTimeout)
+	}
 	s.sv.close()
 	return nil
 }
@@ -250,6 +257,7 @@ func (s *Server) setup(sess *session) (err error) {
 	if err = declareQueue(sess.ch, s.cfg.Queue); err != nil {
 		return err
 	}
+	sess.cancels = sess.ch.NotifyCancel(make(chan string, 1))
 	sess.tag = consumerTag(s.cfg.Queue.Name)
 	if sess.deliveries, err = sess.ch.Consume(s.cfg.Queue.Name, sess.tag, false, false, false, false, nil); err != nil {
 		return errorf("consume %q: %w", s.cfg.Queue.Name, err)

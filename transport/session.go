@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +23,7 @@ type session struct {
 	tag        string           // a Server's consumer tag
 	acks       *acks            // a Server's answered requests, without confirms
 	returns    chan amqp.Return // a Client's returned requests
+	cancels    chan string      // a Server's consumer cancelled by the broker
 
 	closes   chan *amqp.Error
 	blocks   chan amqp.Blocking     // nil on a borrowed connection
@@ -90,9 +90,6 @@ func (sv *supervisor) setup(s *session) (err error) {
 // it writes: amqp091-go serializes the channel's writes itself, and with
 // confirms on it tracks the message's confirm for us.
 func (s *session) publish(queue string, mandatory bool, msg *amqp.Publishing, p pendingConfirm) error {
-	if reason := s.blocked.Load(); reason != nil {
-		return fmt.Errorf("%w to %q (%s)", ErrBlocked, queue, *reason)
-	}
 	if s.confirms == nil {
 		return s.ch.Publish("", queue, mandatory, false, *msg)
 	}

@@ -89,6 +89,12 @@ func newSupervisor(cfg Config, sd side, what string, readsReplies bool) (*superv
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Backoff.Min <= 0 || cfg.Backoff.Max < cfg.Backoff.Min {
+		cfg.Backoff = Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second}
+	}
+	if cfg.Conn != nil && cfg.Conn.IsRecoveryEnabled() {
+		return nil, errorf("a borrowed connection with amqp091-go's Recovery on is not supported: it reopens channels behind the library's back")
+	}
 	sv := &supervisor{
 		cfg: cfg, side: sd, what: what, readsReplies: readsReplies, log: cfg.Logger,
 		noRetry: make(chan struct{}), stopped: make(chan struct{}), changed: make(chan struct{}),
@@ -209,6 +215,8 @@ func (sv *supervisor) watch(s *session) error {
 				return lostError(s.closes, "consumer ended")
 			}
 			sv.side.delivery(s, d)
+		case tag := <-s.cancels:
+			return fmt.Errorf("%w: the broker cancelled consumer %q (queue deleted?)", ErrConnectionLost, tag)
 		case r, ok := <-s.returns:
 			if ok {
 				sv.side.returned(&r)
