@@ -23,6 +23,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/amqprpc/amqprpc/codec"
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 func encodings(t *testing.T, f func(t *testing.T, enc codec.Encoding)) {
@@ -164,7 +165,7 @@ func TestCompetingServers(t *testing.T) {
 	a, b := newArith("a"), newArith("b")
 	startServer(t, a, queue, WithPrefetch(4))
 	startServer(t, b, queue, WithPrefetch(4))
-	waitForConsumers(t, queue, 2, nil)
+	brokertest.WaitForConsumers(t, brokertest.URL(t), queue, 2)
 	client := dial(t, queue)
 	seen := map[string]int{}
 	calls := make([]*rpc.Call, 200)
@@ -237,7 +238,7 @@ func TestQueueWithoutConsumerTimesOutAndExpires(t *testing.T) {
 		t.Fatalf("Call with no consumer = %v; want ErrTimeout naming the queue and saying it has no consumer", err)
 	}
 	// The request expires in the queue, so no server ever runs it late.
-	waitFor(t, 10*time.Second, "expired request leaves the queue", func() bool { return queueDepth(conn, queue) == 0 })
+	brokertest.WaitFor(t, 10*time.Second, "expired request leaves the queue", func() bool { return brokertest.Depth(conn, queue) == 0 })
 }
 
 // TestRequestWireFormat plays the server with plain amqp091-go and checks
@@ -248,12 +249,12 @@ func TestRequestWireFormat(t *testing.T) {
 	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	requests := consumeRaw(t, ch, queue)
+	requests := brokertest.Consume(t, ch, queue)
 	encodings(t, func(t *testing.T, enc codec.Encoding) {
 		replyModes(t, func(t *testing.T, mode ClientOption) {
 			client := dial(t, queue, WithEncoding(enc), mode, WithCallTimeout(20*time.Second))
 			call := client.Go("Arith.Multiply", &Args{6, 7}, new(int), nil)
-			d := nextDelivery(t, requests, "request")
+			d := brokertest.NextDelivery(t, requests, "request")
 			switch {
 			case d.Type != "Arith.Multiply":
 				t.Errorf("type = %q; want Arith.Multiply", d.Type)
@@ -298,7 +299,7 @@ func TestRawClientJSONDefaultMethod(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	replies := consumeRaw(t, ch, replyQ.Name)
+	replies := brokertest.Consume(t, ch, replyQ.Name)
 	publish := func(p amqp.Publishing) {
 		t.Helper()
 		p.ReplyTo = replyQ.Name
@@ -309,21 +310,21 @@ func TestRawClientJSONDefaultMethod(t *testing.T) {
 
 	// No type, no content type: JSON and the default method.
 	publish(amqp.Publishing{CorrelationId: "c-1", Body: []byte(`{"A":6,"B":7}`)})
-	d := nextDelivery(t, replies, "reply to a call with no type")
+	d := brokertest.NextDelivery(t, replies, "reply to a call with no type")
 	if d.CorrelationId != "c-1" || d.ContentType != "application/json" || string(d.Body) != "42" || d.Headers[ErrorHeader] != nil {
 		t.Fatalf("reply = corr %q, type %q, body %q, headers %v; want c-1, application/json, 42, no error", d.CorrelationId, d.ContentType, d.Body, d.Headers)
 	}
 
 	// An explicit type and an error: the error header, an empty body.
 	publish(amqp.Publishing{CorrelationId: "c-2", Type: "Arith.Divide", ContentType: "application/json", Body: []byte(`{"A":1,"B":0}`)})
-	d = nextDelivery(t, replies, "error reply")
+	d = brokertest.NextDelivery(t, replies, "error reply")
 	if d.CorrelationId != "c-2" || d.Headers[ErrorHeader] != "divide by zero" || len(d.Body) != 0 {
 		t.Fatalf("error reply = corr %q, headers %v, body %q; want c-2, x-rpc-error divide by zero, empty", d.CorrelationId, d.Headers, d.Body)
 	}
 
 	// A struct reply: one JSON value, no trailing newline.
 	publish(amqp.Publishing{CorrelationId: "c-3", Type: "Arith.Divide", ContentType: "application/json", Body: []byte(`{"A":17,"B":5}`)})
-	d = nextDelivery(t, replies, "struct reply")
+	d = brokertest.NextDelivery(t, replies, "struct reply")
 	if string(d.Body) != `{"Quo":3,"Rem":2}` {
 		t.Fatalf("struct reply body = %q; want {\"Quo\":3,\"Rem\":2}", d.Body)
 	}
@@ -341,7 +342,7 @@ func TestBadRequestsGetErrorReplies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	replies := consumeRaw(t, ch, replyQ.Name)
+	replies := brokertest.Consume(t, ch, replyQ.Name)
 	validGob, _ := new(codec.Codec).Marshal(nil, codec.Gob, &Args{2, 3})
 	tests := []struct {
 		name string
@@ -371,7 +372,7 @@ func TestBadRequestsGetErrorReplies(t *testing.T) {
 			if err := ch.Publish("", queue, false, false, tt.msg); err != nil {
 				t.Fatal(err)
 			}
-			d := nextDelivery(t, replies, "error reply")
+			d := brokertest.NextDelivery(t, replies, "error reply")
 			got, _ := d.Headers[ErrorHeader].(string)
 			if d.CorrelationId != tt.msg.CorrelationId || !strings.HasPrefix(got, tt.want) {
 				t.Fatalf("reply = corr %q, %s %q; want corr %q, error starting %q", d.CorrelationId, ErrorHeader, got, tt.msg.CorrelationId, tt.want)
@@ -380,7 +381,7 @@ func TestBadRequestsGetErrorReplies(t *testing.T) {
 	}
 	// Acknowledged once: nothing is redelivered, and with prefetch 1 a real
 	// call only gets through if every bad request was acknowledged.
-	noDelivery(t, replies, 300*time.Millisecond, "a second reply to a bad request")
+	brokertest.NoDelivery(t, replies, 300*time.Millisecond, "a second reply to a bad request")
 	client := dial(t, queue)
 	var r int
 	if err := client.Call("Arith.Multiply", &Args{6, 7}, &r); err != nil || r != 42 {
@@ -435,7 +436,7 @@ func TestHostileRequestsDoNotStopTheServer(t *testing.T) {
 	if err := ch.Publish("", queue, false, false, amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(`{"A":2,"B":2}`), Expiration: "1", CorrelationId: "2"}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the expired request leaves the queue", func() bool { return queueDepth(conn, queue) == 0 })
+	brokertest.WaitFor(t, 5*time.Second, "the expired request leaves the queue", func() bool { return brokertest.Depth(conn, queue) == 0 })
 	arith.open()
 	<-busy.Done
 	if err := client.Call("Arith.Multiply", &Args{5, 5}, &r); err != nil || r != 25 {
@@ -456,7 +457,7 @@ func TestRequestWithoutReplyToRuns(t *testing.T) {
 	if err := ch.Publish("", queue, false, false, amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(`{"A":2,"B":2}`)}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the call without reply_to runs", func() bool { return arith.calls.Load() == 1 })
+	brokertest.WaitFor(t, 10*time.Second, "the call without reply_to runs", func() bool { return arith.calls.Load() == 1 })
 	client := dial(t, queue)
 	var r int
 	if err := client.Call("Arith.Multiply", &Args{3, 3}, &r); err != nil || r != 9 {
@@ -472,7 +473,7 @@ func fakeServer(t *testing.T, queue string, reply func(d amqp.Delivery) []amqp.P
 	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	requests := consumeRaw(t, ch, queue)
+	requests := brokertest.Consume(t, ch, queue)
 	go func() {
 		for d := range requests {
 			for _, p := range reply(d) {
@@ -617,7 +618,7 @@ func TestClientCloseReleasesEverything(t *testing.T) {
 			t.Errorf("Call after Close = %v; want rpc.ErrShutdown", err)
 		}
 		if replyTo != "amq.rabbitmq.reply-to" {
-			waitFor(t, 5*time.Second, "reply queue deleted", func() bool { return consumerCount(conn, replyTo) == -1 })
+			brokertest.WaitFor(t, 5*time.Second, "reply queue deleted", func() bool { return brokertest.Consumers(conn, replyTo) == -1 })
 		}
 	})
 }
@@ -727,7 +728,7 @@ func TestServeStopsWhenContextIsAlreadyDone(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	within(t, 10*time.Second, "Serve with a done context", func() {
-		if err := Serve(ctx, rpc.NewServer(), brokerURL(t), queue); err != nil {
+		if err := Serve(ctx, rpc.NewServer(), brokertest.URL(t), queue); err != nil {
 			t.Errorf("Serve = %v; want nil", err)
 		}
 	})
@@ -770,7 +771,7 @@ func TestServiceSeesDelivery(t *testing.T) {
 			t.Fatal(err)
 		}
 		call := client.Go("Arith.Info", &InfoArgs{N: 5, Delivery: Delivery{MessageID: "forged", Redelivered: true}}, new(InfoReply), nil)
-		first := nextDelivery(t, taken, "request taken by the thief")
+		first := brokertest.NextDelivery(t, taken, "request taken by the thief")
 		thief.Close()
 		startServer(t, newArith("s1"), queue)
 		<-call.Done
@@ -815,7 +816,7 @@ func TestConfirmsNackFailsTheCall(t *testing.T) {
 	}
 	client := dial(t, queue, WithConfirms(), WithCallTimeout(3*time.Second))
 	first := client.Go("Arith.Multiply", &Args{1, 1}, new(int), nil) // fills the queue
-	waitFor(t, 5*time.Second, "the first request in the queue", func() bool { return queueDepth(conn, queue) == 1 })
+	brokertest.WaitFor(t, 5*time.Second, "the first request in the queue", func() bool { return brokertest.Depth(conn, queue) == 1 })
 	var r int
 	start := time.Now()
 	err = client.Call("Arith.Multiply", &Args{2, 2}, &r)
@@ -840,7 +841,7 @@ func TestConflictingQueueDeclaration(t *testing.T) {
 	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
 		t.Fatal(err)
 	}
-	err := Serve(context.Background(), rpc.NewServer(), brokerURL(t), queue)
+	err := Serve(context.Background(), rpc.NewServer(), brokertest.URL(t), queue)
 	if err == nil || !strings.Contains(err.Error(), "durable") || !strings.Contains(err.Error(), "PRECONDITION_FAILED") {
 		t.Fatalf("Serve on a queue declared non-durable = %v; want an error naming durable and PRECONDITION_FAILED", err)
 	}
@@ -880,8 +881,8 @@ func TestPoisonReplyToIsRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn, _ := rawConn(t)
-	waitFor(t, 20*time.Second, "the poison request leaves the queue", func() bool {
-		return arith.calls.Load() >= 1 && queueDepth(conn, queue) == 0 && consumerCount(conn, queue) == 1
+	brokertest.WaitFor(t, 20*time.Second, "the poison request leaves the queue", func() bool {
+		return arith.calls.Load() >= 1 && brokertest.Depth(conn, queue) == 0 && brokertest.Consumers(conn, queue) == 1
 	})
 	client := dial(t, queue, WithCallTimeout(20*time.Second))
 	var r int
@@ -1026,14 +1027,14 @@ func TestServerConfirmsHoldTheAck(t *testing.T) {
 	}
 	// The first reply fills the reply queue. The second is refused, its
 	// request runs a second time, is refused again, and is acknowledged.
-	waitFor(t, 10*time.Second, "the request queue empties", func() bool {
-		return arith.calls.Load() >= 3 && queueDepth(conn, queue) == 0
+	brokertest.WaitFor(t, 10*time.Second, "the request queue empties", func() bool {
+		return arith.calls.Load() >= 3 && brokertest.Depth(conn, queue) == 0
 	})
 	time.Sleep(500 * time.Millisecond) // watching for a run that must not come
 	if got := arith.calls.Load(); got != 3 {
 		t.Fatalf("calls run = %d; want 3 (the second request twice, then no more)", got)
 	}
-	if got := queueDepth(conn, replyQ); got != 1 {
+	if got := brokertest.Depth(conn, replyQ); got != 1 {
 		t.Fatalf("reply queue holds %d replies; want 1", got)
 	}
 }
@@ -1048,7 +1049,7 @@ func TestServeReadyAndQueueExpiry(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Serve(ctx, srv, brokerURL(t), queue, WithReady(func() { close(ready) }), WithQueueExpiry(300*time.Millisecond))
+		done <- Serve(ctx, srv, brokertest.URL(t), queue, WithReady(func() { close(ready) }), WithQueueExpiry(300*time.Millisecond))
 	}()
 	select {
 	case <-ready:
@@ -1071,7 +1072,7 @@ func TestServeReadyAndQueueExpiry(t *testing.T) {
 	// expiry, so look once, well after it.
 	time.Sleep(1500 * time.Millisecond) // the broker's own timer: nothing to wait on
 	conn, _ := rawConn(t)
-	if n := consumerCount(conn, queue); n != -1 {
+	if n := brokertest.Consumers(conn, queue); n != -1 {
 		t.Fatalf("queue %q still exists (%d consumers) 1.5s after its last consumer left; want it expired after 300ms", queue, n)
 	}
 }
@@ -1085,7 +1086,7 @@ func TestBorrowedConnectionClosedForGood(t *testing.T) {
 	t.Cleanup(arith.open)
 
 	t.Run("client", func(t *testing.T) {
-		conn, err := amqp.Dial(brokerURL(t))
+		conn, err := amqp.Dial(brokertest.URL(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1126,7 +1127,7 @@ func TestBorrowedConnectionClosedForGood(t *testing.T) {
 	})
 
 	t.Run("server", func(t *testing.T) {
-		conn, err := amqp.Dial(brokerURL(t))
+		conn, err := amqp.Dial(brokertest.URL(t))
 		if err != nil {
 			t.Fatal(err)
 		}

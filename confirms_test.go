@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 // TestConfirmsSurviveAStalledWrite stalls the network from client and
@@ -85,6 +87,6 @@ func TestConfirmsSurviveAStalledWrite(t *testing.T) {
 		}
 		return -1
 	}
-	waitFor(t, 30*time.Second, "no request left unacknowledged", func() bool { return unacked() == 0 })
+	brokertest.WaitFor(t, 30*time.Second, "no request left unacknowledged", func() bool { return unacked() == 0 })
 	callWorks(t, client, 10*time.Second, "after the stall")
 }

@@ -39,47 +39,6 @@ func faultServerOpts(name string, more ...ServerOption) []ServerOption {
 	return append(asServer(faultOpts(name)), more...)
 }
 
-// faultServer serves an Arith on queue at url until the test ends.
-func faultServer(t *testing.T, url, queue string, opts ...ServerOption) *Arith {
-	t.Helper()
-	svc := newArith("fault")
-	svc.open()
-	srv := rpc.NewServer()
-	if err := srv.RegisterName("Arith", svc); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, srv, url, queue, opts...) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve = %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("Serve did not return within 20s of cancel")
-		}
-	})
-	return svc
-}
-
-// callWorks waits until a call through client succeeds, or fails the test.
-func callWorks(t *testing.T, client *rpc.Client, within time.Duration, what string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	var err error
-	for time.Now().Before(deadline) {
-		var r int
-		if err = client.Call("Arith.Multiply", &Args{6, 7}, &r); err == nil && r == 42 {
-			return
-		}
-		time.Sleep(50 * time.Millisecond) // polling for recovery
-	}
-	t.Fatalf("%s: no successful call within %v; last error %v", what, within, err)
-}
-
 // loadDuring runs 32 callers while fault runs, and reports.
 func loadDuring(t *testing.T, client *rpc.Client, callTimeout time.Duration, scenario string, fault func()) *loadStats {
 	t.Helper()

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 // loadStats counts what happened to the calls of a load run. Every call
@@ -166,7 +168,7 @@ type childServer struct {
 func startChildServer(t *testing.T, queue string) *childServer {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childServerEnv+"="+queue, "AMQP_URL="+brokerURL(t))
+	cmd.Env = append(os.Environ(), childServerEnv+"="+queue, "AMQP_URL="+brokertest.URL(t))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -192,6 +194,6 @@ func startChildServer(t *testing.T, queue string) *childServer {
 		<-scanned // the pipe ends when the process does
 		_ = cmd.Wait()
 	})
-	waitForConsumers(t, queue, 1, nil)
+	brokertest.WaitForConsumers(t, brokertest.URL(t), queue, 1)
 	return cs
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 // These tests prove the fault-test harness: private nodes, their TLS
@@ -49,8 +51,8 @@ func TestPrivateNode(t *testing.T) {
 		if ok, err := dc.WaitContext(t.Context()); !ok || err != nil {
 			t.Fatalf("publisher confirm = %v, %v; want true, nil", ok, err)
 		}
-		if got := queueDepth(conn, queue); got != 1 {
-			t.Fatalf("queueDepth(%q) = %d; want 1", queue, got)
+		if got := brokertest.Depth(conn, queue); got != 1 {
+			t.Fatalf("brokertest.Depth(%q) = %d; want 1", queue, got)
 		}
 	})
 
@@ -95,8 +97,8 @@ func TestPrivateNode(t *testing.T) {
 		n.StartApp(t)
 		t.Logf("stop_app took %v, start_app %v", stopped.Round(time.Millisecond), time.Since(begin).Round(time.Millisecond))
 		conn = privateNodeDial(t, n.URL())
-		if got := queueDepth(conn, queue); got != 1 {
-			t.Errorf("queueDepth(%q) after start_app = %d; want 1", queue, got)
+		if got := brokertest.Depth(conn, queue); got != 1 {
+			t.Errorf("brokertest.Depth(%q) after start_app = %d; want 1", queue, got)
 		}
 	})
 
@@ -121,8 +123,8 @@ func TestPrivateNode(t *testing.T) {
 		n.Restart(t)
 		t.Logf("kill took %v, restart until AMQP answers %v", killed.Round(time.Millisecond), time.Since(begin).Round(time.Millisecond))
 		conn = privateNodeDial(t, n.URL())
-		if got := queueDepth(conn, queue); got != 1 {
-			t.Errorf("queueDepth(%q) after kill and restart = %d; want 1 (durable queue, persistent message)", queue, got)
+		if got := brokertest.Depth(conn, queue); got != 1 {
+			t.Errorf("brokertest.Depth(%q) after kill and restart = %d; want 1 (durable queue, persistent message)", queue, got)
 		}
 		// The TLS listener is back too.
 		tconn, err := amqp.DialTLS(n.TLSURL(), pki.clientConfig(false))
@@ -251,7 +253,7 @@ func TestTCPProxy(t *testing.T) {
 	if n, err := c.Read(make([]byte, 16)); err == nil {
 		t.Fatalf("Read after Cut = %d, nil; want an error", n)
 	}
-	waitFor(t, 5*time.Second, "proxy drops cut connections", func() bool { return p.Conns() == 0 })
+	brokertest.WaitFor(t, 5*time.Second, "proxy drops cut connections", func() bool { return p.Conns() == 0 })
 	roundTrip(t, dialProxy(t, p), "new connection after cut")
 
 	p.Close()
@@ -263,7 +265,7 @@ func TestTCPProxy(t *testing.T) {
 }
 
 func TestTCPProxyAMQP(t *testing.T) {
-	url := brokerURL(t)
+	url := brokertest.URL(t)
 	u, err := amqp.ParseURI(url)
 	if err != nil {
 		t.Fatalf("ParseURI = %v", err)

@@ -30,6 +30,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 // TestSecurityTLS: amqps:// URLs with WithTLSConfig work for Dial and Serve,
@@ -826,7 +828,7 @@ func TestSecurityCredentials(t *testing.T) {
 		}
 
 		node.StopApp(t)
-		waitFor(t, 15*time.Second, "reconnect failures of clients and servers in the log", func() bool {
+		brokertest.WaitFor(t, 15*time.Second, "reconnect failures of clients and servers in the log", func() bool {
 			l := logs.String()
 			return strings.Count(l, "client reconnect failed") >= 4 && strings.Count(l, "server reconnect failed") >= 4
 		})
@@ -896,7 +898,7 @@ func TestSecurityFlood(t *testing.T) {
 			t.Fatalf("AMQPRPC_FLOOD=%q: want a positive number", s)
 		}
 	}
-	url := brokerURL(t)
+	url := brokertest.URL(t)
 	queue := testQueue(t)
 	const maxBody = 64 << 10
 	svc := faultServer(t, url, queue, WithMaxBodySize(maxBody))
@@ -968,11 +970,11 @@ func TestSecurityFlood(t *testing.T) {
 			default:
 			}
 		}
-		if pubTook != 0 && queueDepth(conn, queue) == 0 {
+		if pubTook != 0 && brokertest.Depth(conn, queue) == 0 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("flood of %d not drained within 3 minutes (queue depth %d)", n, queueDepth(conn, queue))
+			t.Fatalf("flood of %d not drained within 3 minutes (queue depth %d)", n, brokertest.Depth(conn, queue))
 		}
 	}
 	drained := time.Since(begin)
@@ -1079,7 +1081,7 @@ func (SecBlob) Make(n *int, reply *[]byte) error {
 // its call.
 func TestSecurityBodyLimits(t *testing.T) {
 	t.Parallel()
-	url := brokerURL(t)
+	url := brokertest.URL(t)
 	const limit = 1 << 10
 	serve := func(opts ...Option) string {
 		queue := testQueue(t)
@@ -1090,16 +1092,8 @@ func TestSecurityBodyLimits(t *testing.T) {
 		if err := srv.RegisterName("Arith", newArith("limits")); err != nil {
 			t.Fatalf("RegisterName = %v", err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- Serve(ctx, srv, url, queue, asServer(opts)...) }()
-		t.Cleanup(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Serve = %v", err)
-			}
-		})
-		waitForConsumers(t, queue, 1, done)
+		server := brokertest.Serve(t, func(ctx context.Context) error { return Serve(ctx, srv, url, queue, asServer(opts)...) })
+		brokertest.WaitForConsumers(t, url, queue, 1, server)
 		return queue
 	}
 	limited, unlimited := serve(WithMaxBodySize(limit)), serve()
