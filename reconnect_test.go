@@ -1,10 +1,11 @@
 package amqprpc
 
-// Fault tests against a private RabbitMQ node of the test's own (see
-// privatenode_test.go): broker restarts, forced closes, a stalled network,
-// a blocked connection, several broker URLs. The shared broker on 5672 is
-// never touched. One node serves every scenario, in turn, to keep the boot
-// (about 10 s) to one.
+// Broker faults on a private RabbitMQ node of the test's own (see
+// privatenode_test.go), from which the client and server must come back by
+// themselves: broker restarts, forced closes, a stalled network, a blocked
+// connection, several broker URLs, a channel open that gets no answer. The
+// shared broker on 5672 is never touched. One node serves every scenario of
+// TestBrokerFaults, in turn, to keep the boot (about 10 s) to one.
 
 import (
 	"context"
