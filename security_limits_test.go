@@ -56,7 +56,7 @@ func TestSecurityFlood(t *testing.T) {
 			t.Fatalf("warm-up Call = %v", err)
 		}
 	}
-	before := secMeasure()
+	before := measure()
 
 	conn, err := amqp.Dial(url)
 	if err != nil {
@@ -138,11 +138,11 @@ func TestSecurityFlood(t *testing.T) {
 		}
 	}
 	callWorks(t, client, 10*time.Second, "after the flood")
-	after := secMeasure()
+	after := measure()
 	// The flood's own connection may take a moment to end its goroutines.
 	for end := time.Now().Add(5 * time.Second); after.goroutines > before.goroutines+5 && time.Now().Before(end); {
 		time.Sleep(50 * time.Millisecond) // polling for the goroutines to end
-		after = secMeasure()
+		after = measure()
 	}
 
 	growth := int64(after.heap) - int64(before.heap)
@@ -157,20 +157,6 @@ func TestSecurityFlood(t *testing.T) {
 	if after.goroutines > before.goroutines+5 {
 		t.Errorf("goroutines: %d after the flood, %d before; want no more than 5 extra", after.goroutines, before.goroutines)
 	}
-}
-
-// secMeasured is the heap after garbage collection and the goroutine count.
-type secMeasured struct {
-	heap       uint64
-	goroutines int
-}
-
-func secMeasure() secMeasured {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return secMeasured{heap: ms.HeapAlloc, goroutines: runtime.NumGoroutine()}
 }
 
 func secMiB(b uint64) float64 { return float64(b) / (1 << 20) }
