@@ -17,17 +17,19 @@ import (
 	"reflect"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/amqprpc/amqprpc/codec"
 	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
+// encodings runs f with each encoding a client can use.
 func encodings(t *testing.T, f func(t *testing.T, enc codec.Encoding)) {
 	for _, e := range []codec.Encoding{codec.Gob, codec.JSON} {
 		t.Run(e.String(), func(t *testing.T) { f(t, e) })
@@ -49,14 +51,9 @@ func TestCallRoundTrip(t *testing.T) {
 				t.Fatalf("Call(Arith.Divide, 17/5) = %+v, %v; want {3 2}, nil", quo, err)
 			}
 			// client.Go, as net/rpc users write it.
-			done := client.Go("Arith.Multiply", &Args{3, 4}, new(int), nil).Done
-			select {
-			case c := <-done:
-				if c.Error != nil || *c.Reply.(*int) != 12 {
-					t.Fatalf("Go(Arith.Multiply, 3*4) = %d, %v; want 12, nil", *c.Reply.(*int), c.Error)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("Go(Arith.Multiply) did not complete")
+			c := waitCall(t, client.Go("Arith.Multiply", &Args{3, 4}, new(int), nil), 10*time.Second, "Go(Arith.Multiply)")
+			if c.Error != nil || *c.Reply.(*int) != 12 {
+				t.Fatalf("Go(Arith.Multiply, 3*4) = %d, %v; want 12, nil", *c.Reply.(*int), c.Error)
 			}
 		})
 	})
@@ -83,10 +80,7 @@ func TestServiceErrorIsServerError(t *testing.T) {
 	client := dial(t, queue)
 	var quo Quotient
 	err := client.Call("Arith.Divide", &Args{1, 0}, &quo)
-	var se rpc.ServerError
-	if !errors.As(err, &se) || string(se) != "divide by zero" {
-		t.Fatalf("Call(Arith.Divide, 1/0) = %v (%T); want rpc.ServerError(\"divide by zero\")", err, err)
-	}
+	require.Equal(t, rpc.ServerError("divide by zero"), err, "Call(Arith.Divide, 1/0)")
 	// The client goes on working after an error reply.
 	var product int
 	if err := client.Call("Arith.Multiply", &Args{2, 3}, &product); err != nil || product != 6 {
@@ -103,8 +97,8 @@ func TestUnknownServiceAndMethod(t *testing.T) {
 		var r int
 		err := client.Call(method, &Args{1, 2}, &r)
 		var se rpc.ServerError
-		if !errors.As(err, &se) || !strings.Contains(string(se), "rpc:") {
-			t.Errorf("Call(%q) = %v; want net/rpc's rpc.ServerError", method, err)
+		if assert.ErrorAs(t, err, &se, "Call(%q)", method) {
+			assert.Contains(t, string(se), "rpc:", "Call(%q): want net/rpc's own error", method)
 		}
 	}
 	// With prefetch 1 this only succeeds if the refused requests were acked.
@@ -221,15 +215,22 @@ func TestGobInterfaceValues(t *testing.T) {
 	}
 }
 
+// playServer declares queue, as a server in another language would
+// (non-durable), and consumes it on ch, so that the test can play the
+// server.
+func playServer(t *testing.T, ch *amqp.Channel, queue string) <-chan amqp.Delivery {
+	t.Helper()
+	_, err := ch.QueueDeclare(queue, false, false, false, false, nil)
+	require.NoError(t, err)
+	return brokertest.Consume(t, ch, queue)
+}
+
 // fakeServer answers requests on queue with whatever reply returns for them,
 // as a broken server in another language might.
 func fakeServer(t *testing.T, queue string, reply func(d amqp.Delivery) []amqp.Publishing) {
 	t.Helper()
 	_, ch := rawConn(t)
-	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	requests := brokertest.Consume(t, ch, queue)
+	requests := playServer(t, ch, queue)
 	go func() {
 		for d := range requests {
 			for _, p := range reply(d) {
@@ -244,7 +245,8 @@ func fakeServer(t *testing.T, queue string, reply func(d amqp.Delivery) []amqp.P
 
 func TestMalformedReplyFailsOnlyThatCall(t *testing.T) {
 	queue := testQueue(t)
-	validGob, _ := new(codec.Codec).Marshal(nil, codec.Gob, 42)
+	validGob, err := new(codec.Codec).Marshal(nil, codec.Gob, 42)
+	require.NoError(t, err)
 	fakeServer(t, queue, func(d amqp.Delivery) []amqp.Publishing {
 		switch d.Type {
 		case "Bad.JSON":
@@ -264,9 +266,7 @@ func TestMalformedReplyFailsOnlyThatCall(t *testing.T) {
 	for _, method := range []string{"Bad.JSON", "Bad.Empty", "Bad.Gob", "Bad.ContentType", "Bad.EmptyError"} {
 		var r int
 		err := client.Call(method, &Args{}, &r)
-		if !errors.Is(Cause(err), ErrMalformedReply) {
-			t.Errorf("Call(%q) = %v; want ErrMalformedReply", method, err)
-		}
+		assert.ErrorIs(t, Cause(err), ErrMalformedReply, "Call(%q)", method)
 		if err := client.Call("Good.Call", &Args{}, &r); err != nil || r != 42 {
 			t.Fatalf("Call after %s = %d, %v; want 42, nil: the client must survive a bad reply", method, r, err)
 		}
@@ -296,50 +296,24 @@ func TestClientCloseReleasesEverything(t *testing.T) {
 	queue := testQueue(t)
 	conn, ch := rawConn(t)
 	// The test plays the server, to learn the reply queue from a request.
-	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	requests, err := ch.Consume(queue, "", true, false, false, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	next := func() amqp.Delivery {
-		t.Helper()
-		select {
-		case d := <-requests:
-			return d
-		case <-time.After(5 * time.Second):
-			t.Fatal("no request within 5s")
-			return amqp.Delivery{}
-		}
-	}
+	requests := playServer(t, ch, queue)
 	replyModes(t, func(t *testing.T, mode ClientOption) {
 		client := dial(t, queue, mode, WithEncoding(codec.JSON))
 		first := client.Go("Arith.Multiply", &Args{2, 2}, new(int), nil)
-		d := next()
+		d := brokertest.NextDelivery(t, requests, "the first request")
 		replyTo := d.ReplyTo
-		if err := ch.Publish("", replyTo, false, false, amqp.Publishing{CorrelationId: d.CorrelationId, ContentType: "application/json", Body: []byte("4")}); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, ch.Publish("", replyTo, false, false, amqp.Publishing{CorrelationId: d.CorrelationId, ContentType: "application/json", Body: []byte("4")}))
 		if c := <-first.Done; c.Error != nil || *c.Reply.(*int) != 4 {
 			t.Fatalf("Call = %v, %v; want 4, nil", *c.Reply.(*int), c.Error)
 		}
 		// A call in flight when the client closes fails at once.
 		pending := client.Go("Arith.Multiply", &Args{1, 1}, new(int), nil)
-		next()
+		brokertest.NextDelivery(t, requests, "the request in flight")
 		within(t, 5*time.Second, "Close", func() { client.Close() })
-		select {
-		case c := <-pending.Done:
-			if !errors.Is(c.Error, rpc.ErrShutdown) {
-				t.Errorf("call in flight at Close = %v; want rpc.ErrShutdown", c.Error)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("call in flight at Close did not end")
-		}
+		c := waitCall(t, pending, 5*time.Second, "the call in flight at Close")
+		assert.ErrorIs(t, c.Error, rpc.ErrShutdown, "call in flight at Close")
 		var r int
-		if err := client.Call("Arith.Multiply", &Args{2, 2}, &r); !errors.Is(err, rpc.ErrShutdown) {
-			t.Errorf("Call after Close = %v; want rpc.ErrShutdown", err)
-		}
+		assert.ErrorIs(t, client.Call("Arith.Multiply", &Args{2, 2}, &r), rpc.ErrShutdown, "Call after Close")
 		if replyTo != "amq.rabbitmq.reply-to" {
 			brokertest.WaitFor(t, 5*time.Second, "reply queue deleted", func() bool { return brokertest.Consumers(conn, replyTo) == -1 })
 		}
@@ -352,18 +326,14 @@ func TestNewClientCodecOnABorrowedConnection(t *testing.T) {
 	conn, _ := rawConn(t)
 	replyModes(t, func(t *testing.T, mode ClientOption) {
 		cc, err := NewClientCodec(conn, queue, mode)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		client := rpc.NewClientWithCodec(cc)
 		var r int
 		if err := client.Call("Arith.Multiply", &Args{5, 5}, &r); err != nil || r != 25 {
 			t.Fatalf("Call = %d, %v; want 25, nil", r, err)
 		}
 		client.Close()
-		if conn.IsClosed() {
-			t.Fatal("closing the client closed the borrowed connection")
-		}
+		require.False(t, conn.IsClosed(), "closing the client closed the borrowed connection")
 	})
 }
 
@@ -371,18 +341,8 @@ func TestNewServerCodecOnABorrowedConnection(t *testing.T) {
 	queue := testQueue(t)
 	conn, _ := rawConn(t)
 	sc, err := NewServerCodec(conn, queue)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := rpc.NewServer()
-	if err := srv.RegisterName("Arith", newArith("s1")); err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		srv.ServeCodec(sc)
-	}()
+	require.NoError(t, err)
+	served := serveCodec(t, sc, newArith("s1"))
 	client := dial(t, queue)
 	var r int
 	if err := client.Call("Arith.Multiply", &Args{5, 6}, &r); err != nil || r != 30 {
@@ -397,9 +357,21 @@ func TestNewServerCodecOnABorrowedConnection(t *testing.T) {
 		t.Fatalf("server codec Close did not finish within 10s:\n%s", buf[:runtime.Stack(buf, true)])
 	}
 	within(t, 10*time.Second, "ServeCodec to return", func() { <-served })
-	if conn.IsClosed() {
-		t.Fatal("closing the server codec closed the borrowed connection")
-	}
+	require.False(t, conn.IsClosed(), "closing the server codec closed the borrowed connection")
+}
+
+// serveCodec serves svc as "Arith" through sc in a goroutine of its own;
+// the channel it returns closes when ServeCodec returns.
+func serveCodec(t *testing.T, sc rpc.ServerCodec, svc any) <-chan struct{} {
+	t.Helper()
+	srv := rpc.NewServer()
+	require.NoError(t, srv.RegisterName("Arith", svc))
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.ServeCodec(sc)
+	}()
+	return served
 }
 
 // TestBorrowedConnectionClosedForGood: codecs built on a connection the
@@ -411,14 +383,9 @@ func TestBorrowedConnectionClosedForGood(t *testing.T) {
 	t.Cleanup(arith.open)
 
 	t.Run("client", func(t *testing.T) {
-		conn, err := amqp.Dial(brokertest.URL(t))
-		if err != nil {
-			t.Fatal(err)
-		}
+		conn, _ := rawConn(t)
 		cc, err := NewClientCodec(conn, queue, WithCallTimeout(0)) // no timeout to save it
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		client := rpc.NewClientWithCodec(cc)
 		defer client.Close()
 		pending := client.Go("Arith.Wait", &Args{1, 1}, new(int), nil)
@@ -427,21 +394,11 @@ func TestBorrowedConnectionClosedForGood(t *testing.T) {
 		// Made while the client is between sessions, this call waits for a
 		// reconnect that can never come.
 		waiting := client.Go("Arith.Multiply", &Args{2, 2}, new(int), nil)
-		select {
-		case c := <-waiting.Done:
-			if c.Error == nil {
-				t.Fatal("a call made after the borrowed connection closed succeeded")
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("a call waiting for a reconnect hung after its borrowed connection closed for good")
-		}
-		select {
-		case c := <-pending.Done:
-			if !errors.Is(Cause(c.Error), ErrConnectionLost) && !errors.Is(c.Error, ErrConnectionLost) {
-				t.Fatalf("call in flight when the borrowed connection closed = %v; want ErrConnectionLost", c.Error)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("a call in flight hung after its borrowed connection closed")
+		c := waitCall(t, waiting, 10*time.Second, "a call waiting for a reconnect after its borrowed connection closed for good")
+		require.Error(t, c.Error, "a call made after the borrowed connection closed")
+		c = waitCall(t, pending, 10*time.Second, "a call in flight when its borrowed connection closed")
+		if !errors.Is(Cause(c.Error), ErrConnectionLost) && !errors.Is(c.Error, ErrConnectionLost) {
+			t.Fatalf("call in flight when the borrowed connection closed = %v; want ErrConnectionLost", c.Error)
 		}
 		var r int
 		within(t, 10*time.Second, "a call after the connection closed", func() {
@@ -452,23 +409,10 @@ func TestBorrowedConnectionClosedForGood(t *testing.T) {
 	})
 
 	t.Run("server", func(t *testing.T) {
-		conn, err := amqp.Dial(brokertest.URL(t))
-		if err != nil {
-			t.Fatal(err)
-		}
+		conn, _ := rawConn(t)
 		sc, err := NewServerCodec(conn, queue)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := rpc.NewServer()
-		if err := srv.RegisterName("Arith", newArith("s2")); err != nil {
-			t.Fatal(err)
-		}
-		served := make(chan struct{})
-		go func() {
-			defer close(served)
-			srv.ServeCodec(sc)
-		}()
+		require.NoError(t, err)
+		served := serveCodec(t, sc, newArith("s2"))
 		conn.Close()
 		within(t, 15*time.Second, "ServeCodec after its borrowed connection closed", func() { <-served })
 	})

@@ -183,6 +183,19 @@ func within(t testing.TB, d time.Duration, what string, f func()) {
 	}
 }
 
+// waitCall waits up to d for call to end and returns it, failing the test
+// if it does not end.
+func waitCall(t testing.TB, call *rpc.Call, d time.Duration, what string) *rpc.Call {
+	t.Helper()
+	select {
+	case c := <-call.Done:
+		return c
+	case <-time.After(d):
+		t.Fatalf("%s: not ended within %v", what, d)
+		return nil
+	}
+}
+
 // replyModeOptions are the two reply modes a client can use.
 var replyModeOptions = []struct {
 	name string
