@@ -14,6 +14,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/require"
 
 	"github.com/amqprpc/amqprpc/codec"
 	"github.com/amqprpc/amqprpc/internal/brokertest"
@@ -28,11 +29,10 @@ func TestBadRequestsGetErrorReplies(t *testing.T) {
 	startServer(t, arith, queue, WithPrefetch(1), WithMaxBodySize(1<<10))
 	_, ch := rawConn(t)
 	replyQ, err := ch.QueueDeclare("", false, true, true, false, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	replies := brokertest.Consume(t, ch, replyQ.Name)
-	validGob, _ := new(codec.Codec).Marshal(nil, codec.Gob, &Args{2, 3})
+	validGob, err := new(codec.Codec).Marshal(nil, codec.Gob, &Args{2, 3})
+	require.NoError(t, err)
 	tests := []struct {
 		name string
 		msg  amqp.Publishing
@@ -58,9 +58,7 @@ func TestBadRequestsGetErrorReplies(t *testing.T) {
 			// comes back verbatim.
 			tt.msg.CorrelationId = "bad-" + strconv.Itoa(i) + "-" + strings.Repeat("x", 240)
 			tt.msg.ReplyTo = replyQ.Name
-			if err := ch.Publish("", queue, false, false, tt.msg); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, ch.Publish("", queue, false, false, tt.msg))
 			d := brokertest.NextDelivery(t, replies, "error reply")
 			got, _ := d.Headers[ErrorHeader].(string)
 			if d.CorrelationId != tt.msg.CorrelationId || !strings.HasPrefix(got, tt.want) {
@@ -83,9 +81,7 @@ func TestBadRequestsGetErrorReplies(t *testing.T) {
 func hugeSliceGob(t *testing.T) []byte {
 	t.Helper()
 	b, err := new(codec.Codec).Marshal(nil, codec.Gob, &Payload{Data: []byte{1, 2, 3}, Note: "n"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	v := 1 + int(b[0]) // the value message follows one definition with a one-byte count
 	value := b[v+1:]   // type id, then field 1: length 3 and the bytes 1 2 3, then Note
 	i := bytes.Index(value, []byte{0x03, 1, 2, 3})
@@ -109,9 +105,7 @@ func TestHostileRequestsDoNotStopTheServer(t *testing.T) {
 
 	// A reply_to naming no queue: the call runs, its reply goes nowhere,
 	// the request is acknowledged (prefetch 1 would stall otherwise).
-	if err := ch.Publish("", queue, false, false, amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(`{"A":1,"B":1}`), ReplyTo: "no-such-queue-" + queue, CorrelationId: "1"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, ch.Publish("", queue, false, false, amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(`{"A":1,"B":1}`), ReplyTo: "no-such-queue-" + queue, CorrelationId: "1"}))
 	var r int
 	if err := client.Call("Arith.Multiply", &Args{4, 4}, &r); err != nil || r != 16 {
 		t.Fatalf("Call after a request to a missing reply queue = %d, %v; want 16, nil", r, err)
@@ -122,12 +116,10 @@ func TestHostileRequestsDoNotStopTheServer(t *testing.T) {
 	busy := client.Go("Arith.Wait", &Args{1, 1}, new(int), nil)
 	<-arith.began
 	before := arith.calls.Load()
-	if err := ch.Publish("", queue, false, false, amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(`{"A":2,"B":2}`), Expiration: "1", CorrelationId: "2"}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, ch.Publish("", queue, false, false, amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(`{"A":2,"B":2}`), Expiration: "1", CorrelationId: "2"}))
 	brokertest.WaitFor(t, 5*time.Second, "the expired request leaves the queue", func() bool { return brokertest.Depth(conn, queue) == 0 })
 	arith.open()
-	<-busy.Done
+	waitCall(t, busy, 10*time.Second, "the call the expired request waited behind")
 	if err := client.Call("Arith.Multiply", &Args{5, 5}, &r); err != nil || r != 25 {
 		t.Fatalf("Call after an expired request = %d, %v; want 25, nil", r, err)
 	}
@@ -143,9 +135,7 @@ func TestRequestWithoutReplyToRuns(t *testing.T) {
 	arith := newArith("s1")
 	startServer(t, arith, queue, WithPrefetch(1))
 	_, ch := rawConn(t)
-	if err := ch.Publish("", queue, false, false, amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(`{"A":2,"B":2}`)}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, ch.Publish("", queue, false, false, amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(`{"A":2,"B":2}`)}))
 	brokertest.WaitFor(t, 10*time.Second, "the call without reply_to runs", func() bool { return arith.calls.Load() == 1 })
 	client := dial(t, queue)
 	var r int
@@ -167,13 +157,10 @@ func TestPoisonReplyToIsRejected(t *testing.T) {
 	arith := newArith("s1")
 	startServer(t, arith, queue, WithReconnectBackoff(10*time.Millisecond, 50*time.Millisecond))
 	_, ch := rawConn(t)
-	err := ch.Publish("", queue, false, false, amqp.Publishing{
+	require.NoError(t, ch.Publish("", queue, false, false, amqp.Publishing{
 		Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(`{"A":6,"B":7}`),
 		ReplyTo: forgedReplyTo, CorrelationId: "1", MessageId: "poison-1",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	}))
 	conn, _ := rawConn(t)
 	brokertest.WaitFor(t, 20*time.Second, "the poison request leaves the queue", func() bool {
 		return arith.calls.Load() >= 1 && brokertest.Depth(conn, queue) == 0 && brokertest.Consumers(conn, queue) == 1

@@ -4,10 +4,11 @@ package amqprpc
 // size limits are security claims: security_limits_test.go.)
 
 import (
-	"errors"
 	"net/rpc"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 func TestMaxInFlight(t *testing.T) {
@@ -25,12 +26,10 @@ func TestMaxInFlight(t *testing.T) {
 		<-arith.began
 		<-arith.began
 		var r int
-		if err := client.Call("Arith.Multiply", &Args{3, 3}, &r); !errors.Is(err, ErrTooManyCalls) {
-			t.Fatalf("third call with 2 in flight = %v; want ErrTooManyCalls", err)
-		}
+		require.ErrorIs(t, client.Call("Arith.Multiply", &Args{3, 3}, &r), ErrTooManyCalls, "third call with 2 in flight")
 		arith.open()
 		for _, c := range held {
-			<-c.Done
+			waitCall(t, c, 10*time.Second, "a call holding a slot")
 		}
 		if err := client.Call("Arith.Multiply", &Args{3, 3}, &r); err != nil || r != 9 {
 			t.Fatalf("call after the slots freed = %d, %v; want 9, nil", r, err)
@@ -58,14 +57,9 @@ func TestMaxInFlight(t *testing.T) {
 		case <-time.After(300 * time.Millisecond):
 		}
 		arith.open()
-		if err := <-third; err != nil {
-			t.Fatalf("third call = %v; want it answered once a slot freed", err)
-		}
+		require.NoError(t, <-third, "third call, once a slot freed")
 		for _, c := range held {
-			<-c.Done
-			if c.Error != nil {
-				t.Fatalf("call = %v; want it answered", c.Error)
-			}
+			require.NoError(t, waitCall(t, c, 10*time.Second, "a call holding a slot").Error, "a call holding a slot")
 		}
 		// Many calls through two slots all get through, in turn.
 		calls := make([]*rpc.Call, 20)
