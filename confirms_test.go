@@ -1,7 +1,6 @@
 package amqprpc
 
 import (
-	"errors"
 	"net/rpc"
 	"strconv"
 	"strings"
@@ -119,25 +118,19 @@ func TestConfirmsNackFailsTheCall(t *testing.T) {
 	conn, ch := rawConn(t)
 	// A full queue that refuses more: the broker nacks the next publish.
 	_, err := ch.QueueDeclare(queue, false, false, false, false, amqp.Table{"x-max-length": int32(1), "x-overflow": "reject-publish"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	client := dial(t, queue, WithConfirms(), WithCallTimeout(3*time.Second))
 	first := client.Go("Arith.Multiply", &Args{1, 1}, new(int), nil) // fills the queue
 	brokertest.WaitFor(t, 5*time.Second, "the first request in the queue", func() bool { return brokertest.Depth(conn, queue) == 1 })
 	var r int
 	start := time.Now()
 	err = client.Call("Arith.Multiply", &Args{2, 2}, &r)
-	if !errors.Is(Cause(err), ErrNacked) {
-		t.Fatalf("Call to a full reject-publish queue = %v; want ErrNacked", err)
-	}
+	require.ErrorIs(t, Cause(err), ErrNacked, "Call to a full reject-publish queue")
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("the nacked call took %v; want a prompt failure", d)
 	}
-	<-first.Done
-	if !errors.Is(Cause(first.Error), ErrTimeout) {
-		t.Fatalf("first call = %v; want ErrTimeout (nobody consumes)", first.Error)
-	}
+	waitCall(t, first, 10*time.Second, "the first call")
+	require.ErrorIs(t, Cause(first.Error), ErrTimeout, "the first call: nobody consumes")
 }
 
 // TestServerConfirmsHoldTheAck: with confirms on, a server acknowledges a
@@ -151,13 +144,10 @@ func TestServerConfirmsHoldTheAck(t *testing.T) {
 	startServer(t, arith, queue, WithConfirms(), WithPrefetch(1))
 	conn, ch := rawConn(t)
 	replyQ := testQueue(t)
-	if _, err := ch.QueueDeclare(replyQ, false, false, false, false, amqp.Table{"x-max-length": int32(1), "x-overflow": "reject-publish"}); err != nil {
-		t.Fatal(err)
-	}
+	_, err := ch.QueueDeclare(replyQ, false, false, false, false, amqp.Table{"x-max-length": int32(1), "x-overflow": "reject-publish"})
+	require.NoError(t, err)
 	for i, body := range []string{`{"A":1,"B":1}`, `{"A":2,"B":2}`} {
-		if err := ch.Publish("", queue, false, false, amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(body), ReplyTo: replyQ, CorrelationId: strconv.Itoa(i)}); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, ch.Publish("", queue, false, false, amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(body), ReplyTo: replyQ, CorrelationId: strconv.Itoa(i)}))
 	}
 	// The first reply fills the reply queue. The second is refused, its
 	// request runs a second time, is refused again, and is acknowledged.

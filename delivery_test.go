@@ -2,8 +2,11 @@ package amqprpc
 
 import (
 	"testing"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/amqprpc/amqprpc/codec"
 	"github.com/amqprpc/amqprpc/internal/brokertest"
@@ -70,33 +73,27 @@ func (t *Arith) Info(args *InfoArgs, reply *InfoReply) error {
 func TestServiceSeesDelivery(t *testing.T) {
 	queue := testQueue(t)
 	conn, ch := rawConn(t)
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
+	_, err := ch.QueueDeclare(queue, true, false, false, false, nil)
+	require.NoError(t, err)
 	encodings(t, func(t *testing.T, enc codec.Encoding) {
 		client := dial(t, queue, WithEncoding(enc))
 		// A consumer of our own takes the request and dies without
 		// acknowledging it, so the broker delivers it again.
 		thief, err := conn.Channel()
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		taken, err := thief.Consume(queue, "", false, false, false, false, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		call := client.Go("Arith.Info", &InfoArgs{N: 5, Delivery: Delivery{MessageID: "forged", Redelivered: true}}, new(InfoReply), nil)
 		first := brokertest.NextDelivery(t, taken, "request taken by the thief")
 		thief.Close()
 		startServer(t, newArith("s1"), queue)
-		<-call.Done
-		got := call.Reply.(*InfoReply)
-		if call.Error != nil || got.N != 5 || !got.Redelivered || got.MessageID != first.MessageId || got.MessageID == "" {
-			t.Fatalf("Info after a redelivery = %+v, %v; want N 5, Redelivered, MessageID %q", got, call.Error, first.MessageId)
-		}
+		require.NoError(t, waitCall(t, call, 10*time.Second, "Info after a redelivery").Error, "Info after a redelivery")
+		require.NotEmpty(t, first.MessageId, "the request's message_id")
+		assert.Equal(t, InfoReply{N: 5, MessageID: first.MessageId, Redelivered: true}, *call.Reply.(*InfoReply), "Info after a redelivery")
 		var fresh InfoReply
-		if err := client.Call("Arith.Info", &InfoArgs{N: 6}, &fresh); err != nil || fresh.Redelivered || fresh.MessageID == "" || fresh.MessageID == first.MessageId {
-			t.Fatalf("Info on a first delivery = %+v, %v; want not redelivered, a new MessageID", fresh, err)
-		}
+		require.NoError(t, client.Call("Arith.Info", &InfoArgs{N: 6}, &fresh), "Info on a first delivery")
+		assert.False(t, fresh.Redelivered, "Info on a first delivery: Redelivered")
+		assert.NotEmpty(t, fresh.MessageID, "Info on a first delivery: MessageID")
+		assert.NotEqual(t, first.MessageId, fresh.MessageID, "Info on a first delivery: want a new MessageID")
 	})
 }

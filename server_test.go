@@ -8,9 +8,10 @@ package amqprpc
 import (
 	"context"
 	"net/rpc"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
@@ -28,10 +29,7 @@ func TestCompetingServers(t *testing.T) {
 		calls[i] = client.Go("Arith.Who", &Args{}, new(string), make(chan *rpc.Call, 1))
 	}
 	for _, c := range calls {
-		<-c.Done
-		if c.Error != nil {
-			t.Fatalf("Call(Arith.Who) = %v", c.Error)
-		}
+		require.NoError(t, waitCall(t, c, 30*time.Second, "Call(Arith.Who)").Error, "Call(Arith.Who)")
 		seen[*c.Reply.(*string)]++
 	}
 	if seen["a"] == 0 || seen["b"] == 0 || seen["a"]+seen["b"] != 200 {
@@ -100,19 +98,14 @@ func TestServeStopsWhenContextIsAlreadyDone(t *testing.T) {
 func TestConflictingQueueDeclaration(t *testing.T) {
 	queue := testQueue(t)
 	conn, ch := rawConn(t)
-	if _, err := ch.QueueDeclare(queue, false, false, false, false, nil); err != nil {
-		t.Fatal(err)
-	}
-	err := Serve(context.Background(), rpc.NewServer(), brokertest.URL(t), queue)
-	if err == nil || !strings.Contains(err.Error(), "durable") || !strings.Contains(err.Error(), "PRECONDITION_FAILED") {
-		t.Fatalf("Serve on a queue declared non-durable = %v; want an error naming durable and PRECONDITION_FAILED", err)
-	}
-	if _, err := NewServerCodec(conn, queue, WithQuorumQueue()); err == nil || !strings.Contains(err.Error(), "quorum") {
-		t.Fatalf("NewServerCodec(quorum) on a classic queue = %v; want an error naming the queue type", err)
-	}
-	if conn.IsClosed() {
-		t.Fatal("a refused declaration closed the borrowed connection")
-	}
+	_, err := ch.QueueDeclare(queue, false, false, false, false, nil)
+	require.NoError(t, err)
+	err = Serve(context.Background(), rpc.NewServer(), brokertest.URL(t), queue)
+	require.ErrorContains(t, err, "durable", "Serve on a queue declared non-durable")
+	require.ErrorContains(t, err, "PRECONDITION_FAILED", "Serve on a queue declared non-durable")
+	_, err = NewServerCodec(conn, queue, WithQuorumQueue())
+	require.ErrorContains(t, err, "quorum", "NewServerCodec(quorum) on a classic queue: want the queue type named")
+	require.False(t, conn.IsClosed(), "a refused declaration closed the borrowed connection")
 	// The matching declaration works.
 	startServer(t, newArith("s1"), queue, WithTransientQueue())
 	client := dial(t, queue)
@@ -125,9 +118,7 @@ func TestConflictingQueueDeclaration(t *testing.T) {
 func TestServeReadyAndQueueExpiry(t *testing.T) {
 	queue := testQueue(t)
 	srv := rpc.NewServer()
-	if err := srv.RegisterName("Arith", newArith("s1")); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, srv.RegisterName("Arith", newArith("s1")))
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -148,9 +139,7 @@ func TestServeReadyAndQueueExpiry(t *testing.T) {
 		t.Fatalf("Call right after ready = %d, %v; want 42, nil", r, err)
 	}
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Serve = %v", err)
-	}
+	require.NoError(t, <-done, "Serve")
 	// Any declare, passive ones included, counts as a use and restarts the
 	// expiry, so look once, well after it.
 	time.Sleep(1500 * time.Millisecond) // the broker's own timer: nothing to wait on
@@ -165,9 +154,8 @@ func TestQuorumQueue(t *testing.T) {
 	startServer(t, newArith("s1"), queue, WithQuorumQueue())
 	_, ch := rawConn(t)
 	// The broker has it as a quorum queue: declaring it classic is refused.
-	if _, err := ch.QueueDeclare(queue, true, false, false, false, nil); err == nil || !strings.Contains(err.Error(), "x-queue-type") {
-		t.Fatalf("QueueDeclare(classic) over the server's queue = %v; want PRECONDITION_FAILED on x-queue-type", err)
-	}
+	_, err := ch.QueueDeclare(queue, true, false, false, false, nil)
+	require.ErrorContains(t, err, "x-queue-type", "QueueDeclare(classic) over the server's queue: want PRECONDITION_FAILED on x-queue-type")
 	client := dial(t, queue)
 	var r int
 	if err := client.Call("Arith.Multiply", &Args{6, 7}, &r); err != nil || r != 42 {
