@@ -17,7 +17,9 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/require"
 
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 	"github.com/amqprpc/amqprpc/transport"
 )
 
@@ -65,9 +67,7 @@ func TestBrokerFaults(t *testing.T) {
 
 	faultServer(t, url, queue, faultServerOpts("fault-server", WithPrefetch(16))...)
 	client, err := Dial(url, queue, faultClient("fault-client", WithCallTimeout(callTimeout))...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { client.Close() })
 	callWorks(t, client, 10*time.Second, "first call")
 
@@ -170,9 +170,7 @@ func TestStalledNetwork(t *testing.T) {
 	const callTimeout = 2 * time.Second
 	faultServer(t, node.URL(), queue, faultServerOpts("stall-server")...)
 	client, err := Dial("amqp://guest:guest@"+proxy.Addr()+"/", queue, faultClient("stall-client", WithCallTimeout(callTimeout))...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { client.Close() })
 	callWorks(t, client, 10*time.Second, "first call")
 	loadDuring(t, client, callTimeout, "network stalled 5 s between client and broker, 32 callers", func() {
@@ -182,9 +180,10 @@ func TestStalledNetwork(t *testing.T) {
 	})
 
 	// Close must not wait for a reconnect that hangs in its handshake.
+	accepted := proxy.Accepted()
 	proxy.Pause()
 	proxy.Cut()
-	time.Sleep(300 * time.Millisecond) // let the client start reconnecting
+	brokertest.WaitFor(t, 10*time.Second, "the client reconnecting into a black hole", func() bool { return proxy.Accepted() > accepted })
 	within(t, 3*time.Second, "Close while reconnecting into a black hole", func() { client.Close() })
 	proxy.Resume()
 }
@@ -199,9 +198,7 @@ func TestSeveralBrokerURLs(t *testing.T) {
 	queue := "urls"
 	faultServer(t, url(first), queue, faultServerOpts("urls-server", WithURLs(url(second)))...)
 	client, err := Dial(url(first), queue, faultClient("urls-client", WithURLs(url(second)), WithCallTimeout(5*time.Second))...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { client.Close() })
 	callWorks(t, client, 10*time.Second, "first call")
 	if second.Conns() != 0 {

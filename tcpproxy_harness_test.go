@@ -45,6 +45,9 @@ func TestTCPProxy(t *testing.T) {
 	}
 	brokertest.WaitFor(t, 5*time.Second, "proxy drops cut connections", func() bool { return p.Conns() == 0 })
 	roundTrip(t, dialProxy(t, p), "new connection after cut")
+	if got := p.Accepted(); got != 2 {
+		t.Errorf("Accepted() = %d after two connections; want 2", got)
+	}
 
 	p.Close()
 	p.Close() // idempotent
