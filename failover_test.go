@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
@@ -126,9 +128,7 @@ func startChildServer(t *testing.T, queue string) *childServer {
 	cmd.Env = append(os.Environ(), childServerEnv+"="+queue, "AMQP_URL="+brokertest.URL(t))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

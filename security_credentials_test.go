@@ -15,6 +15,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/require"
 
 	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
@@ -91,9 +92,7 @@ func secErrTree(err error) []error {
 func secClosedPort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("net.Listen = %v", err)
-	}
+	require.NoError(t, err, "net.Listen")
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	return port
@@ -124,9 +123,7 @@ func TestSecurityCredentials(t *testing.T) {
 		// The credentials are right: the failures below are the ones meant.
 		for user, pw := range users {
 			client, err := Dial(secURL("amqp", user, pw, plain, ""), "creds", log)
-			if err != nil {
-				t.Fatalf("Dial as %s = %v", user, err)
-			}
+			require.NoError(t, err, "Dial as %s", user)
 			client.Close()
 		}
 	})
@@ -187,9 +184,7 @@ func TestSecurityCredentials(t *testing.T) {
 		node.AddVhost(t, "locked")
 		node.Ctl(t, "set_permissions", "-p", "locked", "leaky-escaped", "^$", "^$", "^$")
 		conn, err := amqp.Dial(secURL("amqp", "leaky-escaped", secPasswordEscaped, plain, "locked"))
-		if err != nil {
-			t.Fatalf("amqp.Dial = %v", err)
-		}
+		require.NoError(t, err, "amqp.Dial")
 		defer conn.Close()
 		if _, err := NewClientCodec(conn, "creds", log); err == nil {
 			t.Errorf("NewClientCodec with no permission = nil error; want ACCESS_REFUSED")
@@ -219,21 +214,15 @@ func TestSecurityCredentials(t *testing.T) {
 			opts []Option
 		}{{urlPlain, opts}, {urlTLS, tlsOpts}} {
 			client, err := Dial(c.url, "creds", append(asClient(c.opts), WithCallTimeout(3*time.Second))...)
-			if err != nil {
-				t.Fatalf("Dial = %v", err)
-			}
+			require.NoError(t, err, "Dial")
 			defer client.Close()
 			clients = append(clients, client)
 		}
 		conn, err := amqp.Dial(secURL("amqp", "leaky-escaped", secPasswordEscaped, plain, ""))
-		if err != nil {
-			t.Fatalf("amqp.Dial = %v", err)
-		}
+		require.NoError(t, err, "amqp.Dial")
 		defer conn.Close()
 		cc, err := NewClientCodec(conn, "creds", append(asClient(opts), WithCallTimeout(3*time.Second))...)
-		if err != nil {
-			t.Fatalf("NewClientCodec = %v", err)
-		}
+		require.NoError(t, err, "NewClientCodec")
 		borrowed := rpc.NewClientWithCodec(cc)
 		defer borrowed.Close()
 		clients = append(clients, borrowed)

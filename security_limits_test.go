@@ -19,6 +19,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/require"
 
 	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
@@ -59,13 +60,9 @@ func TestSecurityFlood(t *testing.T) {
 	before := measure()
 
 	conn, err := amqp.Dial(url)
-	if err != nil {
-		t.Fatalf("amqp.Dial = %v", err)
-	}
+	require.NoError(t, err, "amqp.Dial")
 	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatalf("Channel = %v", err)
-	}
+	require.NoError(t, err, "Channel")
 	t.Cleanup(func() { conn.Close() }) // ends the publisher should the test fail early
 	begin := time.Now()
 	published := make(chan error, 1)

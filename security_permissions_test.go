@@ -13,6 +13,7 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/require"
 )
 
 // secPerms are the configure, write and read patterns of a RabbitMQ user.
@@ -85,9 +86,7 @@ func TestSecurityPermissions(t *testing.T) {
 			for _, m := range replyModeOptions {
 				t.Run(m.name, func(t *testing.T) {
 					client, err := Dial(urlOf(clientUser[m.name]), queue, m.opt, fast)
-					if err != nil {
-						t.Fatalf("Dial as %s = %v", clientUser[m.name], err)
-					}
+					require.NoError(t, err, "Dial as %s", clientUser[m.name])
 					defer client.Close()
 					callWorks(t, client, 10*time.Second, "call with least privileges")
 					var q Quotient
@@ -119,9 +118,7 @@ func TestSecurityPermissions(t *testing.T) {
 		t.Run("clients cannot touch the request queue", func(t *testing.T) {
 			for _, user := range []string{"client-private", "client-direct"} {
 				conn, err := amqp.Dial(urlOf(user))
-				if err != nil {
-					t.Fatalf("amqp.Dial as %s = %v", user, err)
-				}
+				require.NoError(t, err, "amqp.Dial as %s", user)
 				for _, op := range []struct {
 					name string
 					do   func(ch *amqp.Channel) error
@@ -139,9 +136,7 @@ func TestSecurityPermissions(t *testing.T) {
 					}},
 				} {
 					ch, err := conn.Channel()
-					if err != nil {
-						t.Fatalf("Channel = %v", err)
-					}
+					require.NoError(t, err, "Channel")
 					err = op.do(ch)
 					var ae *amqp.Error
 					if !errors.As(err, &ae) || ae.Code != amqp.AccessRefused {
@@ -153,14 +148,10 @@ func TestSecurityPermissions(t *testing.T) {
 			}
 			// Nor can a server reach another service's queue.
 			conn, err := amqp.Dial(urlOf("arith-server"))
-			if err != nil {
-				t.Fatalf("amqp.Dial as arith-server = %v", err)
-			}
+			require.NoError(t, err, "amqp.Dial as arith-server")
 			defer conn.Close()
 			ch, err := conn.Channel()
-			if err != nil {
-				t.Fatalf("Channel = %v", err)
-			}
+			require.NoError(t, err, "Channel")
 			_, err = ch.Consume("billing", "", false, false, false, false, nil)
 			var ae *amqp.Error
 			if !errors.As(err, &ae) || ae.Code != amqp.AccessRefused {
@@ -176,9 +167,7 @@ func TestSecurityPermissions(t *testing.T) {
 		for _, m := range replyModeOptions {
 			t.Run(m.name, func(t *testing.T) {
 				client, err := Dial(urlOf(clientUser[m.name]), queue, m.opt, WithCallTimeout(time.Second))
-				if err != nil {
-					t.Fatalf("Dial = %v", err)
-				}
+				require.NoError(t, err, "Dial")
 				defer client.Close()
 				var r int
 				err = client.Call("Arith.Multiply", &Args{2, 3}, &r)
@@ -243,9 +232,7 @@ func secServerCannotReply(t *testing.T, serverURL, clientURL, queue string) erro
 	var logs secLog
 	faultServer(t, serverURL, queue, WithLogger(logs.logger()), WithReconnectBackoff(50*time.Millisecond, 500*time.Millisecond))
 	client, err := Dial(clientURL, queue, WithCallTimeout(2*time.Second))
-	if err != nil {
-		t.Fatalf("Dial = %v", err)
-	}
+	require.NoError(t, err, "Dial")
 	defer client.Close()
 	var r int
 	within(t, 6*time.Second, "a call to a server that may not reply", func() {
@@ -277,14 +264,10 @@ func secAccessRefused(t *testing.T, node *privateNode, vhost, url, queue string,
 	var client *rpc.Client
 	if borrow {
 		conn, err := amqp.Dial(url)
-		if err != nil {
-			t.Fatalf("amqp.Dial = %v", err)
-		}
+		require.NoError(t, err, "amqp.Dial")
 		defer conn.Close()
 		cc, err := NewClientCodec(conn, queue, opts...)
-		if err != nil {
-			t.Fatalf("NewClientCodec = %v", err)
-		}
+		require.NoError(t, err, "NewClientCodec")
 		client = rpc.NewClientWithCodec(cc)
 	} else {
 		var err error

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // TestSecurityTLS: amqps:// URLs with WithTLSConfig work for Dial and Serve,
@@ -36,9 +38,7 @@ func TestSecurityTLS(t *testing.T) {
 			for _, m := range replyModeOptions {
 				t.Run(m.name, func(t *testing.T) {
 					client, err := Dial(url, queue, WithTLSConfig(pki.clientConfig(false)), m.opt)
-					if err != nil {
-						t.Fatalf("Dial(%s) = %v", url, err)
-					}
+					require.NoError(t, err, "Dial(%s)", url)
 					defer client.Close()
 					callWorks(t, client, 10*time.Second, "call over TLS")
 				})
@@ -55,9 +55,7 @@ func TestSecurityTLS(t *testing.T) {
 			// The other name in the certificate works too.
 			u := strings.Replace(url, "127.0.0.1", "localhost", 1)
 			client, err := Dial(u, queue, WithTLSConfig(pki.clientConfig(false)))
-			if err != nil {
-				t.Fatalf("Dial(%s) = %v", u, err)
-			}
+			require.NoError(t, err, "Dial(%s)", u)
 			client.Close()
 		})
 
@@ -97,9 +95,7 @@ func TestSecurityTLS(t *testing.T) {
 			// by every URL of WithURLs; the library must not write to it.
 			cfg := pki.clientConfig(false)
 			client, err := Dial(url, queue, WithTLSConfig(cfg))
-			if err != nil {
-				t.Fatalf("Dial(%s) = %v", url, err)
-			}
+			require.NoError(t, err, "Dial(%s)", url)
 			client.Close()
 			if cfg.ServerName != "" {
 				t.Errorf("after Dial, the tls.Config given to WithTLSConfig has ServerName %q; want it untouched (\"\")", cfg.ServerName)
@@ -129,9 +125,7 @@ func TestSecurityTLS(t *testing.T) {
 		t.Run("client certificate", func(t *testing.T) {
 			faultServer(t, url, queue, WithTLSConfig(pki.clientConfig(true)))
 			client, err := Dial(url, queue, WithTLSConfig(pki.clientConfig(true)))
-			if err != nil {
-				t.Fatalf("Dial(%s) with a client certificate = %v", url, err)
-			}
+			require.NoError(t, err, "Dial(%s) with a client certificate", url)
 			defer client.Close()
 			callWorks(t, client, 10*time.Second, "call over mutual TLS")
 			out := node.Ctl(t, "list_connections", "--no-table-headers", "peer_cert_subject")
