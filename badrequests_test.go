@@ -70,10 +70,7 @@ func TestBadRequestsGetErrorReplies(t *testing.T) {
 	// call only gets through if every bad request was acknowledged.
 	brokertest.NoDelivery(t, replies, 300*time.Millisecond, "a second reply to a bad request")
 	client := dial(t, queue)
-	var r int
-	if err := client.Call("Arith.Multiply", &Args{6, 7}, &r); err != nil || r != 42 {
-		t.Fatalf("Call after bad requests = %d, %v; want 42, nil", r, err)
-	}
+	multiply(t, client, 6, 7, "after bad requests")
 }
 
 // hugeSliceGob is a well-framed gob Payload whose Data claims 2^32 bytes
@@ -106,10 +103,7 @@ func TestHostileRequestsDoNotStopTheServer(t *testing.T) {
 	// A reply_to naming no queue: the call runs, its reply goes nowhere,
 	// the request is acknowledged (prefetch 1 would stall otherwise).
 	require.NoError(t, ch.Publish("", queue, false, false, amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(`{"A":1,"B":1}`), ReplyTo: "no-such-queue-" + queue, CorrelationId: "1"}))
-	var r int
-	if err := client.Call("Arith.Multiply", &Args{4, 4}, &r); err != nil || r != 16 {
-		t.Fatalf("Call after a request to a missing reply queue = %d, %v; want 16, nil", r, err)
-	}
+	multiply(t, client, 4, 4, "after a request to a missing reply queue")
 
 	// An expiration that passes while the request waits behind a busy
 	// server: the broker drops it and the server never runs it.
@@ -120,9 +114,7 @@ func TestHostileRequestsDoNotStopTheServer(t *testing.T) {
 	brokertest.WaitFor(t, 5*time.Second, "the expired request leaves the queue", func() bool { return brokertest.Depth(conn, queue) == 0 })
 	arith.open()
 	waitCall(t, busy, 10*time.Second, "the call the expired request waited behind")
-	if err := client.Call("Arith.Multiply", &Args{5, 5}, &r); err != nil || r != 25 {
-		t.Fatalf("Call after an expired request = %d, %v; want 25, nil", r, err)
-	}
+	multiply(t, client, 5, 5, "after an expired request")
 	if got := arith.calls.Load() - before; got != 1 {
 		t.Fatalf("calls run after the expired request = %d; want 1 (the expired one never runs)", got)
 	}
@@ -138,10 +130,7 @@ func TestRequestWithoutReplyToRuns(t *testing.T) {
 	require.NoError(t, ch.Publish("", queue, false, false, amqp.Publishing{Type: "Arith.Multiply", ContentType: "application/json", Body: []byte(`{"A":2,"B":2}`)}))
 	brokertest.WaitFor(t, 10*time.Second, "the call without reply_to runs", func() bool { return arith.calls.Load() == 1 })
 	client := dial(t, queue)
-	var r int
-	if err := client.Call("Arith.Multiply", &Args{3, 3}, &r); err != nil || r != 9 {
-		t.Fatalf("Call after a request with no reply_to = %d, %v; want 9, nil (was it acknowledged?)", r, err)
-	}
+	multiply(t, client, 3, 3, "after a request with no reply_to (was it acknowledged?)")
 }
 
 // forgedReplyTo looks like a direct reply-to address but names a process
@@ -166,10 +155,7 @@ func TestPoisonReplyToIsRejected(t *testing.T) {
 		return arith.calls.Load() >= 1 && brokertest.Depth(conn, queue) == 0 && brokertest.Consumers(conn, queue) == 1
 	})
 	client := dial(t, queue, WithCallTimeout(20*time.Second))
-	var r int
-	if err := client.Call("Arith.Multiply", &Args{2, 3}, &r); err != nil || r != 6 {
-		t.Fatalf("Call after the poison request = %d, %v; want 6, nil", r, err)
-	}
+	multiply(t, client, 2, 3, "after the poison request")
 	runs := arith.calls.Load() - 1
 	// It must not come back again.
 	time.Sleep(time.Second) // watching for something that must not happen

@@ -42,10 +42,7 @@ func TestCallRoundTrip(t *testing.T) {
 	encodings(t, func(t *testing.T, enc codec.Encoding) {
 		replyModes(t, func(t *testing.T, mode ClientOption) {
 			client := dial(t, queue, WithEncoding(enc), mode)
-			var product int
-			if err := client.Call("Arith.Multiply", &Args{7, 8}, &product); err != nil || product != 56 {
-				t.Fatalf("Call(Arith.Multiply, 7*8) = %d, %v; want 56, nil", product, err)
-			}
+			multiply(t, client, 7, 8, "")
 			var quo Quotient
 			if err := client.Call("Arith.Divide", &Args{17, 5}, &quo); err != nil || quo != (Quotient{3, 2}) {
 				t.Fatalf("Call(Arith.Divide, 17/5) = %+v, %v; want {3 2}, nil", quo, err)
@@ -82,10 +79,7 @@ func TestServiceErrorIsServerError(t *testing.T) {
 	err := client.Call("Arith.Divide", &Args{1, 0}, &quo)
 	require.Equal(t, rpc.ServerError("divide by zero"), err, "Call(Arith.Divide, 1/0)")
 	// The client goes on working after an error reply.
-	var product int
-	if err := client.Call("Arith.Multiply", &Args{2, 3}, &product); err != nil || product != 6 {
-		t.Fatalf("Call after an error = %d, %v; want 6, nil", product, err)
-	}
+	multiply(t, client, 2, 3, "after an error")
 }
 
 func TestUnknownServiceAndMethod(t *testing.T) {
@@ -102,10 +96,7 @@ func TestUnknownServiceAndMethod(t *testing.T) {
 		}
 	}
 	// With prefetch 1 this only succeeds if the refused requests were acked.
-	var product int
-	if err := client.Call("Arith.Multiply", &Args{4, 5}, &product); err != nil || product != 20 {
-		t.Fatalf("Call after refused requests = %d, %v; want 20, nil", product, err)
-	}
+	multiply(t, client, 4, 5, "after refused requests")
 }
 
 func TestManyConcurrentCalls(t *testing.T) {
@@ -328,10 +319,7 @@ func TestNewClientCodecOnABorrowedConnection(t *testing.T) {
 		cc, err := NewClientCodec(conn, queue, mode)
 		require.NoError(t, err)
 		client := rpc.NewClientWithCodec(cc)
-		var r int
-		if err := client.Call("Arith.Multiply", &Args{5, 5}, &r); err != nil || r != 25 {
-			t.Fatalf("Call = %d, %v; want 25, nil", r, err)
-		}
+		multiply(t, client, 5, 5, "")
 		client.Close()
 		require.False(t, conn.IsClosed(), "closing the client closed the borrowed connection")
 	})
@@ -344,10 +332,7 @@ func TestNewServerCodecOnABorrowedConnection(t *testing.T) {
 	require.NoError(t, err)
 	served := serveCodec(t, sc, newArith("s1"))
 	client := dial(t, queue)
-	var r int
-	if err := client.Call("Arith.Multiply", &Args{5, 6}, &r); err != nil || r != 30 {
-		t.Fatalf("Call = %d, %v; want 30, nil", r, err)
-	}
+	multiply(t, client, 5, 6, "")
 	closed := make(chan struct{})
 	go func() { sc.Close(); close(closed) }()
 	select {

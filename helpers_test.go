@@ -183,6 +183,20 @@ func within(t testing.TB, d time.Duration, what string, f func()) {
 	}
 }
 
+// multiply calls Arith.Multiply with a and b through client and fails the
+// test unless the answer is a*b; when says when the call is made ("after
+// a bad request"), for the message.
+func multiply(t testing.TB, client *rpc.Client, a, b int, when string) {
+	t.Helper()
+	if when != "" {
+		when = " " + when
+	}
+	var r int
+	if err := client.Call("Arith.Multiply", &Args{a, b}, &r); err != nil || r != a*b {
+		t.Fatalf("Call(Arith.Multiply, %d*%d)%s = %d, %v; want %d, nil", a, b, when, r, err, a*b)
+	}
+}
+
 // waitCall waits up to d for call to end and returns it, failing the test
 // if it does not end.
 func waitCall(t testing.TB, call *rpc.Call, d time.Duration, what string) *rpc.Call {

@@ -31,9 +31,7 @@ func TestMaxInFlight(t *testing.T) {
 		for _, c := range held {
 			waitCall(t, c, 10*time.Second, "a call holding a slot")
 		}
-		if err := client.Call("Arith.Multiply", &Args{3, 3}, &r); err != nil || r != 9 {
-			t.Fatalf("call after the slots freed = %d, %v; want 9, nil", r, err)
-		}
+		multiply(t, client, 3, 3, "after the slots freed")
 	})
 
 	t.Run("timeout: wait for a slot", func(t *testing.T) {

@@ -109,10 +109,7 @@ func TestConflictingQueueDeclaration(t *testing.T) {
 	// The matching declaration works.
 	startServer(t, newArith("s1"), queue, WithTransientQueue())
 	client := dial(t, queue)
-	var r int
-	if err := client.Call("Arith.Multiply", &Args{2, 21}, &r); err != nil || r != 42 {
-		t.Fatalf("Call = %d, %v; want 42, nil", r, err)
-	}
+	multiply(t, client, 2, 21, "")
 }
 
 func TestServeReadyAndQueueExpiry(t *testing.T) {
@@ -134,10 +131,7 @@ func TestServeReadyAndQueueExpiry(t *testing.T) {
 	}
 	// Ready means consuming: a call made now finds the queue.
 	client := dial(t, queue)
-	var r int
-	if err := client.Call("Arith.Multiply", &Args{6, 7}, &r); err != nil || r != 42 {
-		t.Fatalf("Call right after ready = %d, %v; want 42, nil", r, err)
-	}
+	multiply(t, client, 6, 7, "right after ready")
 	cancel()
 	require.NoError(t, <-done, "Serve")
 	// Any declare, passive ones included, counts as a use and restarts the
@@ -157,8 +151,5 @@ func TestQuorumQueue(t *testing.T) {
 	_, err := ch.QueueDeclare(queue, true, false, false, false, nil)
 	require.ErrorContains(t, err, "x-queue-type", "QueueDeclare(classic) over the server's queue: want PRECONDITION_FAILED on x-queue-type")
 	client := dial(t, queue)
-	var r int
-	if err := client.Call("Arith.Multiply", &Args{6, 7}, &r); err != nil || r != 42 {
-		t.Fatalf("Call through a quorum queue = %d, %v; want 42, nil", r, err)
-	}
+	multiply(t, client, 6, 7, "through a quorum queue")
 }
