@@ -21,10 +21,12 @@ import (
 	"runtime"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/amqprpc/amqprpc/codec"
 	"github.com/amqprpc/amqprpc/examples/floor"
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 // BenchPair is the small payload, in and out.
@@ -222,41 +224,21 @@ func startBenchTCP(b *testing.B, useJSON bool) benchCaller {
 
 // startBenchAMQP serves Bench with Serve and dials it with Dial.
 func startBenchAMQP(b *testing.B, enc codec.Encoding, directReplyTo bool) benchCaller {
-	url, queue := brokerURL(b), testQueue(b)
+	url, queue := brokertest.URL(b), testQueue(b)
 	srv := rpc.NewServer()
-	if err := srv.RegisterName("Bench", BenchService{}); err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, srv, url, queue) }()
-	b.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				b.Errorf("Serve = %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			b.Errorf("Serve did not return within 20s of cancel")
-		}
-	})
-	waitForConsumers(b, queue, 1, done)
+	require.NoError(b, srv.RegisterName("Bench", BenchService{}))
+	server := brokertest.Serve(b, func(ctx context.Context) error { return Serve(ctx, srv, url, queue) })
+	brokertest.WaitForConsumers(b, url, queue, 1, server)
 	opts := []ClientOption{WithEncoding(enc)}
 	if directReplyTo {
 		opts = append(opts, WithDirectReplyTo())
 	}
-	c, err := Dial(url, queue, opts...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { c.Close() })
-	return c
+	return brokertest.Dial(b, Dial, url, queue, opts...)
 }
 
 // startBenchFloor serves and calls Bench through the raw-amqp floor.
 func startBenchFloor(b *testing.B, directReplyTo bool) benchCaller {
-	url, queue := brokerURL(b), testQueue(b)
+	url, queue := brokertest.URL(b), testQueue(b)
 	s, err := floor.Serve(url, queue, DefaultPrefetch, benchHandle)
 	if err != nil {
 		b.Fatal(err)

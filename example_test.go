@@ -74,10 +74,32 @@ func ExampleCause() {
 	// false
 }
 
+// A client dialed with WithEncoding(codec.JSON) sends each argument as one
+// JSON value under the content type that names it, so that a service in any
+// language can read it, and reads a reply by its content type. The codec
+// package does that encoding; this is what goes on the wire for a call.
 func ExampleWithEncoding() {
-	// JSON bodies, for services that other languages call too.
-	opt := amqprpc.WithEncoding(codec.JSON)
-	_ = opt
-	fmt.Println(codec.JSON.ContentType())
-	// Output: application/json
+	// client, err := amqprpc.Dial(url, "arith", amqprpc.WithEncoding(codec.JSON))
+	// client.Call("Arith.Multiply", &Args{7, 8}, &product) publishes:
+	var c codec.Codec
+	body, err := c.Marshal(nil, codec.JSON, &Args{7, 8})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("request: content_type %s, body %s\n", codec.JSON.ContentType(), body)
+
+	// A server in another language answers with a JSON body and no content
+	// type; the client decodes it as JSON, the encoding an empty type means.
+	enc, err := codec.ForContentType("")
+	if err != nil {
+		log.Fatal(err)
+	}
+	var product int
+	if err := c.Unmarshal(enc, []byte("56"), &product); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("reply: body 56, no content_type: decoded as %s to %d\n", enc, product)
+	// Output:
+	// request: content_type application/json, body {"A":7,"B":8}
+	// reply: body 56, no content_type: decoded as json to 56
 }

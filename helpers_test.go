@@ -3,18 +3,17 @@ package amqprpc
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/rpc"
 	"os"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 func TestMain(m *testing.M) {
@@ -26,60 +25,18 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// brokerURL returns the test broker's URL, failing the test when the broker
-// is missing under CI and skipping it otherwise.
-func brokerURL(t testing.TB) string {
-	t.Helper()
-	url := os.Getenv("AMQP_URL")
-	if url == "" {
-		url = "amqp://guest:guest@127.0.0.1:5672/"
-	}
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and the broker at %s is not reachable: %v (run `make test`, which starts one)", RedactURL(url), err)
-		}
-		t.Skipf("no broker at %s (%v); set CI=1 to make this a failure, or run `make test`", RedactURL(url), err)
-	}
-	conn.Close()
-	return url
-}
-
 // testQueue returns a queue name unique to this test run and deletes the
 // queue when the test ends.
 func testQueue(t testing.TB) string {
 	t.Helper()
-	name := "amqprpc-test-" + strings.ReplaceAll(t.Name(), "/", "-") + "-" + uuid.NewString()[:8]
-	url := brokerURL(t)
-	t.Cleanup(func() {
-		conn, err := amqp.Dial(url)
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		ch, err := conn.Channel()
-		if err != nil {
-			return
-		}
-		_, _ = ch.QueueDelete(name, false, false, false)
-	})
-	return name
+	return brokertest.Queue(t, brokertest.URL(t), t.Name())
 }
 
 // rawConn opens a plain amqp091-go connection and channel for the test to
 // play a foreign client or server with.
 func rawConn(t testing.TB) (*amqp.Connection, *amqp.Channel) {
 	t.Helper()
-	conn, err := amqp.Dial(brokerURL(t))
-	if err != nil {
-		t.Fatalf("amqp.Dial = %v", err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	ch, err := conn.Channel()
-	if err != nil {
-		t.Fatalf("Channel = %v", err)
-	}
-	return conn, ch
+	return brokertest.Conn(t, brokertest.URL(t))
 }
 
 // Args, Quotient and Arith are net/rpc's own example service, with a few
@@ -152,103 +109,56 @@ func (t *Arith) open() {
 	}
 }
 
-// startServer serves svc on queue until the test ends, and waits until the
-// server consumes.
+// serveArith serves svc as "Arith" on queue at url until the test ends or
+// the returned server's Stop.
+func serveArith(t testing.TB, svc any, url, queue string, opts ...ServerOption) *brokertest.Server {
+	t.Helper()
+	srv := rpc.NewServer()
+	require.NoError(t, srv.RegisterName("Arith", svc))
+	return brokertest.Serve(t, func(ctx context.Context) error { return Serve(ctx, srv, url, queue, opts...) })
+}
+
+// startServer serves svc on queue at the test broker until the test ends,
+// and waits until the server consumes.
 func startServer(t testing.TB, svc any, queue string, opts ...ServerOption) (stop func()) {
 	t.Helper()
-	url := brokerURL(t)
-	srv := rpc.NewServer()
-	if err := srv.RegisterName("Arith", svc); err != nil {
-		t.Fatalf("RegisterName = %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, srv, url, queue, opts...) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Serve = %v; want nil after cancel", err)
-				}
-			case <-time.After(20 * time.Second):
-				t.Errorf("Serve did not return within 20s of cancel")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	waitForConsumers(t, queue, 1, done)
-	return stop
+	url := brokertest.URL(t)
+	s := serveArith(t, svc, url, queue, opts...)
+	brokertest.WaitForConsumers(t, url, queue, 1, s)
+	return s.Stop
 }
 
-// waitForConsumers waits until queue has at least n consumers.
-func waitForConsumers(t testing.TB, queue string, n int, serveDone <-chan error) {
+// faultServer serves an Arith whose Wait does not block on queue at url
+// (a private node, a proxy, a TLS listener) until the test ends, without
+// waiting for it to consume.
+func faultServer(t testing.TB, url, queue string, opts ...ServerOption) *Arith {
 	t.Helper()
-	conn, _ := rawConn(t)
-	waitFor(t, 10*time.Second, fmt.Sprintf("%d consumers on %q", n, queue), func() bool {
-		select {
-		case err := <-serveDone:
-			t.Fatalf("Serve(%q) returned early: %v", queue, err)
-		default:
-		}
-		return consumerCount(conn, queue) >= n
-	})
+	svc := newArith("fault")
+	svc.open()
+	serveArith(t, svc, url, queue, opts...)
+	return svc
 }
 
-// consumerCount returns the consumers of queue, or -1 when it does not
-// exist. It uses a channel of its own, since a passive declare of a missing
-// queue closes the channel.
-func consumerCount(conn *amqp.Connection, queue string) int {
-	ch, err := conn.Channel()
-	if err != nil {
-		return -1
-	}
-	defer ch.Close()
-	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
-	if err != nil {
-		return -1
-	}
-	return q.Consumers
-}
-
-// queueDepth returns the ready messages of queue, or -1 when it does not
-// exist.
-func queueDepth(conn *amqp.Connection, queue string) int {
-	ch, err := conn.Channel()
-	if err != nil {
-		return -1
-	}
-	defer ch.Close()
-	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
-	if err != nil {
-		return -1
-	}
-	return q.Messages
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+// callWorks waits until a call through client succeeds, or fails the test.
+func callWorks(t testing.TB, client *rpc.Client, within time.Duration, what string) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
+	deadline := time.Now().Add(within)
+	var err error
+	for time.Now().Before(deadline) {
+		var r int
+		if err = client.Call("Arith.Multiply", &Args{6, 7}, &r); err == nil && r == 42 {
+			return
 		}
-		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+		time.Sleep(50 * time.Millisecond) // polling for recovery
 	}
+	t.Fatalf("%s: no successful call within %v; last error %v", what, within, err)
 }
 
-// dial returns a client for queue, closed when the test ends.
+// dial returns a client for queue at the test broker, closed when the test
+// ends.
 func dial(t testing.TB, queue string, opts ...ClientOption) *rpc.Client {
 	t.Helper()
-	c, err := Dial(brokerURL(t), queue, opts...)
-	if err != nil {
-		t.Fatalf("Dial(%q) = %v", queue, err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return brokertest.Dial(t, Dial, brokertest.URL(t), queue, opts...)
 }
 
 // replyModes runs f with a private reply queue and with direct reply-to.
@@ -273,38 +183,30 @@ func within(t testing.TB, d time.Duration, what string, f func()) {
 	}
 }
 
-// consumeRaw consumes queue with auto-ack on ch and returns the deliveries.
-func consumeRaw(t testing.TB, ch *amqp.Channel, queue string) <-chan amqp.Delivery {
+// multiply calls Arith.Multiply with a and b through client and fails the
+// test unless the answer is a*b; when says when the call is made ("after
+// a bad request"), for the message.
+func multiply(t testing.TB, client *rpc.Client, a, b int, when string) {
 	t.Helper()
-	d, err := ch.Consume(queue, "", true, false, false, false, nil)
-	if err != nil {
-		t.Fatalf("Consume(%q) = %v", queue, err)
+	if when != "" {
+		when = " " + when
 	}
-	return d
+	var r int
+	if err := client.Call("Arith.Multiply", &Args{a, b}, &r); err != nil || r != a*b {
+		t.Fatalf("Call(Arith.Multiply, %d*%d)%s = %d, %v; want %d, nil", a, b, when, r, err, a*b)
+	}
 }
 
-// nextDelivery waits for one delivery.
-func nextDelivery(t testing.TB, d <-chan amqp.Delivery, what string) amqp.Delivery {
+// waitCall waits up to d for call to end and returns it, failing the test
+// if it does not end.
+func waitCall(t testing.TB, call *rpc.Call, d time.Duration, what string) *rpc.Call {
 	t.Helper()
 	select {
-	case m, ok := <-d:
-		if !ok {
-			t.Fatalf("%s: deliveries closed", what)
-		}
-		return m
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s: nothing within 10s", what)
-	}
-	return amqp.Delivery{}
-}
-
-// noDelivery checks that nothing arrives within d.
-func noDelivery(t testing.TB, dl <-chan amqp.Delivery, d time.Duration, what string) {
-	t.Helper()
-	select {
-	case m := <-dl:
-		t.Fatalf("%s: got %q (correlation id %q); want nothing", what, m.Body, m.CorrelationId)
+	case c := <-call.Done:
+		return c
 	case <-time.After(d):
+		t.Fatalf("%s: not ended within %v", what, d)
+		return nil
 	}
 }
 

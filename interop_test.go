@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/amqprpc/amqprpc/codec"
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 // systemPython is the interpreter Debian's python3-pika installs for; a
@@ -167,7 +168,7 @@ func runInteropClient(t *testing.T, url, queue string, argv ...string) {
 // default method and against one without.
 func testInteropClient(t *testing.T, argv ...string) {
 	t.Run("default-method", func(t *testing.T) {
-		url, queue := brokerURL(t), testQueue(t)
+		url, queue := brokertest.URL(t), testQueue(t)
 		arith := newArith("go")
 		startServer(t, arith, queue, WithDefaultMethod("Arith.Multiply"))
 		runInteropClient(t, url, queue, append(argv, "--expect-default", "multiply")...)
@@ -176,7 +177,7 @@ func testInteropClient(t *testing.T, argv ...string) {
 		}
 	})
 	t.Run("no-default-method", func(t *testing.T) {
-		url, queue := brokerURL(t), testQueue(t)
+		url, queue := brokertest.URL(t), testQueue(t)
 		arith := newArith("go")
 		startServer(t, arith, queue)
 		runInteropClient(t, url, queue, append(argv, "--expect-default", "none")...)
@@ -304,7 +305,7 @@ func (s *pythonServer) stop() error {
 // follows the wire contract, then times out once that server is gone.
 func TestInteropGoClientPythonServer(t *testing.T) {
 	requirePika(t)
-	url, queue := brokerURL(t), testQueue(t)
+	url, queue := brokertest.URL(t), testQueue(t)
 	py := startPythonServer(t, url, queue)
 	const callTimeout = 2 * time.Second
 	replyModes(t, func(t *testing.T, mode ClientOption) {
@@ -332,7 +333,7 @@ func TestInteropGoClientPythonServer(t *testing.T) {
 		t.Errorf("%s printed %q after SIGTERM; want a STOPPED line", pythonServerPath, py.stopped)
 	}
 	conn, _ := rawConn(t)
-	waitFor(t, 10*time.Second, "no consumer on the queue", func() bool { return consumerCount(conn, queue) == 0 })
+	brokertest.WaitFor(t, 10*time.Second, "no consumer on the queue", func() bool { return brokertest.Consumers(conn, queue) == 0 })
 	start := time.Now()
 	err = client.Call("Arith.Multiply", &Args{2, 3}, &product)
 	took := time.Since(start)
@@ -343,16 +344,14 @@ func TestInteropGoClientPythonServer(t *testing.T) {
 		t.Errorf("Call after the server stopped took %v; want about the call timeout %v", took, callTimeout)
 	}
 	// The request expired in the queue with the call, never to be run.
-	waitFor(t, 10*time.Second, "the expired request to leave the queue", func() bool { return queueDepth(conn, queue) == 0 })
+	brokertest.WaitFor(t, 10*time.Second, "the expired request to leave the queue", func() bool { return brokertest.Depth(conn, queue) == 0 })
 }
 
 // goCallsPythonServer makes the Go client's calls to the Python server.
 func goCallsPythonServer(t *testing.T, client *rpc.Client) {
 	t.Helper()
 	var product int
-	if err := client.Call("Arith.Multiply", &Args{6, 7}, &product); err != nil || product != 42 {
-		t.Fatalf("Call(Arith.Multiply, 6*7) = %d, %v; want 42, nil", product, err)
-	}
+	multiply(t, client, 6, 7, "")
 	for _, c := range []struct {
 		args Args
 		want Quotient

@@ -1,12 +1,13 @@
 package amqprpc
 
+// Calls under load: runLoad and the counts every fault test reports
+// (the README's reliability table is built from them), and the soak.
+
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"net/rpc"
 	"os"
-	"os/exec"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -126,72 +127,53 @@ func (t *Arith) Work(args *Args, reply *int) error {
 	return nil
 }
 
-// childServerEnv makes the test binary run as a server on the named queue.
-const childServerEnv = "AMQPRPC_TEST_CHILD_SERVER_QUEUE"
-
-// childArith's Wait announces itself and never returns, so the process can
-// be killed with the request unacknowledged.
-type childArith struct{}
-
-func (childArith) Wait(args *Args, reply *int) error {
-	fmt.Printf("BEGAN %d\n", args.A)
-	select {}
-}
-
-func runChildServer(queue string) int {
-	srv := rpc.NewServer()
-	if err := srv.RegisterName("Arith", childArith{}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	url := os.Getenv("AMQP_URL")
-	if url == "" {
-		url = "amqp://guest:guest@127.0.0.1:5672/"
-	}
-	if err := Serve(context.Background(), srv, url, queue, WithPrefetch(1)); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	return 0
-}
-
-// childServer is a server in a process of its own.
-type childServer struct {
-	cmd   *exec.Cmd
-	began chan string // lines the child prints
-}
-
-// startChildServer runs the test binary as a server on queue and waits until
-// it consumes. It is killed when the test ends, if still alive.
-func startChildServer(t *testing.T, queue string) *childServer {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childServerEnv+"="+queue, "AMQP_URL="+brokerURL(t))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	cs := &childServer{cmd: cmd, began: make(chan string, 16)}
-	scanned := make(chan struct{})
-	go func() {
-		defer close(scanned)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			select {
-			case cs.began <- sc.Text():
-			default:
-			}
+// TestSoak runs 64 callers for AMQPRPC_SOAK (a duration, default 5s; `make
+// soak` uses 60s) and checks that goroutines and heap are stable.
+func TestSoak(t *testing.T) {
+	d := 5 * time.Second
+	if v := os.Getenv("AMQPRPC_SOAK"); v != "" {
+		var err error
+		if d, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("AMQPRPC_SOAK=%q: %v", v, err)
 		}
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-scanned // the pipe ends when the process does
-		_ = cmd.Wait()
-	})
-	waitForConsumers(t, queue, 1, nil)
-	return cs
+	}
+	queue := testQueue(t)
+	startServer(t, newArith("s1"), queue)
+	client := dial(t, queue, WithCallTimeout(30*time.Second))
+	stop := make(chan struct{})
+	done := make(chan *loadStats)
+	go func() { done <- runLoad(client, 64, 30*time.Second, 0, stop) }()
+
+	time.Sleep(d / 4) // warm up under load
+	m1 := measure()
+	time.Sleep(d * 3 / 4)
+	m2 := measure()
+	close(stop)
+	st := <-done
+	st.report(t, "soak, 64 callers, "+d.String())
+	st.check(t, false)
+	t.Logf("goroutines %d -> %d, heap %d KiB -> %d KiB, %.0f calls/s", m1.goroutines, m2.goroutines, m1.heap>>10, m2.heap>>10, float64(st.answered.Load())/d.Seconds())
+	if m2.goroutines > m1.goroutines+8 {
+		t.Errorf("goroutines grew from %d to %d under steady load", m1.goroutines, m2.goroutines)
+	}
+	if m2.heap > 2*m1.heap+16<<20 {
+		t.Errorf("heap grew from %d KiB to %d KiB under steady load", m1.heap>>10, m2.heap>>10)
+	}
+}
+
+// measured is the heap in use after garbage collection and the goroutine
+// count.
+type measured struct {
+	heap       uint64
+	goroutines int
+}
+
+// measure collects garbage and returns the heap and goroutines of this
+// process. The soak and the flood compare two of them.
+func measure() measured {
+	runtime.GC()
+	runtime.GC() // a second cycle frees what the first left to finalizers
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return measured{heap: ms.HeapAlloc, goroutines: runtime.NumGoroutine()}
 }

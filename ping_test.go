@@ -7,6 +7,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/amqprpc/amqprpc/codec"
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 // TestPing: the server codec answers PingType itself, in every encoding,
@@ -29,11 +30,11 @@ func TestPing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	replies := consumeRaw(t, ch, replyQ.Name)
+	replies := brokertest.Consume(t, ch, replyQ.Name)
 	if err := ch.Publish("", queue, false, false, amqp.Publishing{Type: PingType, CorrelationId: "p1", ReplyTo: replyQ.Name}); err != nil {
 		t.Fatal(err)
 	}
-	d := nextDelivery(t, replies, "ping reply")
+	d := brokertest.NextDelivery(t, replies, "ping reply")
 	if d.CorrelationId != "p1" || string(d.Body) != `"pong"` || d.ContentType != codec.JSONContentType || d.Headers[ErrorHeader] != nil {
 		t.Errorf("ping reply = corr %q, %s %q, headers %v; want p1, application/json \"pong\", no error", d.CorrelationId, d.ContentType, d.Body, d.Headers)
 	}

@@ -23,10 +23,11 @@ type tcpProxy struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the accept loop and one goroutine per link and direction
 
-	mu       sync.Mutex    // guards forward, upstream, links and closed
+	mu       sync.Mutex    // guards forward, upstream, links, accepted and closed
 	forward  chan struct{} // closed while forwarding; open while paused
 	upstream chan struct{} // the same for the client-to-target direction alone
 	links    map[*proxyLink]struct{}
+	accepted int // connections accepted so far
 	closed   bool
 }
 
@@ -134,6 +135,14 @@ func (p *tcpProxy) Conns() int {
 	return len(p.links)
 }
 
+// Accepted returns the number of connections the proxy has accepted so
+// far, held or forwarded, open or not.
+func (p *tcpProxy) Accepted() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.accepted
+}
+
 // Close stops accepting, closes every connection and waits until all of the
 // proxy's goroutines have ended. It may be called more than once.
 func (p *tcpProxy) Close() {
@@ -161,6 +170,7 @@ func (p *tcpProxy) accept() {
 			return
 		}
 		p.links[l] = struct{}{}
+		p.accepted++
 		p.mu.Unlock()
 		p.wg.Add(1)
 		go p.serve(l)

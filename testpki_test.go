@@ -131,3 +131,10 @@ func testPKIKeyPEM(t testing.TB, k *ecdsa.PrivateKey) []byte {
 func testPKIPEM(typ string, der []byte) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
 }
+
+// withServerName sets c's ServerName, the name the certificate must hold,
+// and returns c.
+func withServerName(c *tls.Config, name string) *tls.Config {
+	c.ServerName = name
+	return c
+}

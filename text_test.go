@@ -11,6 +11,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/amqprpc/amqprpc/codec"
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 // Texts has methods whose arguments and results are text, numbers and
@@ -37,7 +38,7 @@ func TestTextPlainRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	replies := consumeRaw(t, ch, replyQ.Name)
+	replies := brokertest.Consume(t, ch, replyQ.Name)
 	tests := []struct {
 		method, contentType, body string
 		want                      string // the reply body, or the start of x-rpc-error after "error: "
@@ -66,7 +67,7 @@ func TestTextPlainRequests(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d := nextDelivery(t, replies, "reply to "+tt.method)
+		d := brokertest.NextDelivery(t, replies, "reply to "+tt.method)
 		errText, failed := d.Headers[ErrorHeader].(string)
 		got := string(d.Body)
 		if failed {

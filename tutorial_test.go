@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/amqprpc/amqprpc/codec"
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 	"github.com/amqprpc/amqprpc/examples/interop/gotutorial"
 )
 
@@ -68,22 +69,17 @@ func startFibServer(t *testing.T, queue string) {
 	if err := srv.Register(new(Fibonacci)); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, srv, brokerURL(t), queue, WithDefaultMethod("Fibonacci.Compute")) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve = %v", err)
-		}
+	url := brokertest.URL(t)
+	s := brokertest.Serve(t, func(ctx context.Context) error {
+		return Serve(ctx, srv, url, queue, WithDefaultMethod("Fibonacci.Compute"))
 	})
-	waitForConsumers(t, queue, 1, done)
+	brokertest.WaitForConsumers(t, url, queue, 1, s)
 }
 
 // TestTutorialClients: tutorial-style clients in four languages call an
 // amqprpc server that has a default method.
 func TestTutorialClients(t *testing.T) {
-	url, queue := brokerURL(t), testQueue(t)
+	url, queue := brokertest.URL(t), testQueue(t)
 	startFibServer(t, queue)
 	args := make([]string, len(tutorialNumbers))
 	for i, n := range tutorialNumbers {
@@ -209,7 +205,7 @@ func javaClientJars(t *testing.T) []string {
 // JSON and in text, with a private reply queue and with direct reply-to.
 func TestTutorialServers(t *testing.T) {
 	t.Run("go", func(t *testing.T) {
-		url, queue := brokerURL(t), testQueue(t)
+		url, queue := brokertest.URL(t), testQueue(t)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		ready := make(chan struct{})
@@ -238,7 +234,7 @@ func TestTutorialServers(t *testing.T) {
 	})
 	t.Run("python", func(t *testing.T) {
 		requirePika(t)
-		url, queue := brokerURL(t), testQueue(t)
+		url, queue := brokertest.URL(t), testQueue(t)
 		startPythonScript(t, url, fibServerPy, "--queue", queue)
 		callTutorialServer(t, queue)
 	})

@@ -1,15 +1,16 @@
 package service_test
 
 import (
-	"github.com/amqprpc/amqprpc/examples/internal/brokertest"
-
 	"context"
 	"errors"
 	"net/rpc"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/amqprpc/amqprpc"
 	"github.com/amqprpc/amqprpc/examples/fibonacci/service"
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 func TestFib(t *testing.T) {
@@ -48,7 +49,7 @@ func TestBurst(t *testing.T) {
 		brokertest.Serve(t, func(ctx context.Context) error { return service.Serve(ctx, url, queue, name) })
 	}
 	brokertest.WaitForConsumers(t, url, queue, 2)
-	client := brokertest.Dial(t, url, queue)
+	client := brokertest.Dial(t, amqprpc.Dial, url, queue, amqprpc.WithCallTimeout(10*time.Second))
 
 	const calls = 20
 	replies, err := service.Burst(client, calls)

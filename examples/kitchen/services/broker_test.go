@@ -3,7 +3,7 @@ package services_test
 import (
 	"testing"
 
-	"github.com/amqprpc/amqprpc/examples/internal/brokertest"
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 func TestMain(m *testing.M) { brokertest.Main(m) }

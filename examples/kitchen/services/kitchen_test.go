@@ -1,8 +1,6 @@
 package services_test
 
 import (
-	"github.com/amqprpc/amqprpc/examples/internal/brokertest"
-
 	"context"
 	"errors"
 	"net/rpc"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/amqprpc/amqprpc"
 	"github.com/amqprpc/amqprpc/examples/kitchen/services"
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 // kitchen serves the prep cook, the cutter and a chef on fresh queues until
@@ -30,7 +29,7 @@ func kitchen(t *testing.T, url string, q services.Queues) *rpc.Client {
 	brokertest.WaitForConsumers(t, url, q.PrepCook, 1)
 	brokertest.WaitForConsumers(t, url, q.Cutter, 1)
 	brokertest.WaitForConsumers(t, url, q.Chef, 1)
-	return brokertest.Dial(t, url, q.Chef)
+	return brokertest.Dial(t, amqprpc.Dial, url, q.Chef, amqprpc.WithCallTimeout(10*time.Second))
 }
 
 func newQueues(t *testing.T, url string) services.Queues {
@@ -79,7 +78,7 @@ func TestCookWithoutCutter(t *testing.T) {
 	brokertest.Serve(t, func(ctx context.Context) error { return services.Serve(ctx, url, q.Chef, chef) })
 	brokertest.WaitForConsumers(t, url, q.PrepCook, 1)
 	brokertest.WaitForConsumers(t, url, q.Chef, 1)
-	customer := brokertest.Dial(t, url, q.Chef)
+	customer := brokertest.Dial(t, amqprpc.Dial, url, q.Chef, amqprpc.WithCallTimeout(10*time.Second))
 
 	// No cutter has declared its queue, so the broker returns the chef's
 	// request to cut, and the chef's own call fails with that reason.
@@ -100,13 +99,13 @@ func TestWaitServed(t *testing.T) {
 
 	// Nobody serves the cutter's queue: the broker keeps returning the probe.
 	start := time.Now()
-	err := services.WaitServed(brokertest.Dial(t, url, q.Cutter), 300*time.Millisecond)
+	err := services.WaitServed(brokertest.Dial(t, amqprpc.Dial, url, q.Cutter, amqprpc.WithCallTimeout(10*time.Second)), 300*time.Millisecond)
 	if !errors.Is(amqprpc.Cause(err), amqprpc.ErrNoQueue) || time.Since(start) < 300*time.Millisecond {
 		t.Errorf("WaitServed(no server) = %v after %v; want ErrNoQueue after 300ms", err, time.Since(start))
 	}
 
 	// A server that is still starting is waited for.
-	client := brokertest.Dial(t, url, q.PrepCook)
+	client := brokertest.Dial(t, amqprpc.Dial, url, q.PrepCook, amqprpc.WithCallTimeout(10*time.Second))
 	brokertest.Serve(t, func(ctx context.Context) error { return services.Serve(ctx, url, q.PrepCook, new(services.PrepCook)) })
 	if err := services.WaitServed(client, 10*time.Second); err != nil {
 		t.Fatalf("WaitServed = %v; want nil once the prep cook serves", err)

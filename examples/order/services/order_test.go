@@ -1,8 +1,6 @@
 package services_test
 
 import (
-	"github.com/amqprpc/amqprpc/examples/internal/brokertest"
-
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/amqprpc/amqprpc"
 	"github.com/amqprpc/amqprpc/examples/order/services"
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 const home = "1 Main St, Springfield"
@@ -85,7 +84,7 @@ func openShop(t *testing.T, cfg shopConfig) *shop {
 	for _, queue := range []string{q.Order, q.Inventory, q.Payment, q.Coupon, q.Logistics} {
 		brokertest.WaitForConsumers(t, url, queue, 1)
 	}
-	s.client = brokertest.Dial(t, url, q.Order)
+	s.client = brokertest.Dial(t, amqprpc.Dial, url, q.Order, amqprpc.WithCallTimeout(10*time.Second))
 	return s
 }
 
@@ -345,7 +344,7 @@ func TestChargeTwice(t *testing.T) {
 	pay := services.NewPayment(log.New(t.Output(), "payment: ", 0))
 	brokertest.Serve(t, func(ctx context.Context) error { return serveAs(ctx, url, queue, "Payment", pay) })
 	brokertest.WaitForConsumers(t, url, queue, 1)
-	client := brokertest.Dial(t, url, queue)
+	client := brokertest.Dial(t, amqprpc.Dial, url, queue, amqprpc.WithCallTimeout(10*time.Second))
 
 	args := &services.ChargeArgs{OrderID: "t-twice", Card: services.GoodCard, Amount: 700}
 	var first, second services.Charge
@@ -422,7 +421,7 @@ func TestRedeliveredCharge(t *testing.T) {
 		<-served
 	}()
 
-	client := brokertest.Dial(t, url, queue)
+	client := brokertest.Dial(t, amqprpc.Dial, url, queue, amqprpc.WithCallTimeout(10*time.Second))
 	call := client.Go("Payment.Charge", &services.ChargeArgs{OrderID: "t-redelivered", Card: services.GoodCard, Amount: 900}, new(services.Charge), nil)
 	var first services.ChargeArgs
 	select {

@@ -1,10 +1,11 @@
 package amqprpc
 
-// Fault tests against a private RabbitMQ node of the test's own (see
-// privatenode_test.go): broker restarts, forced closes, a stalled network,
-// a blocked connection, several broker URLs. The shared broker on 5672 is
-// never touched. One node serves every scenario, in turn, to keep the boot
-// (about 10 s) to one.
+// Broker faults on a private RabbitMQ node of the test's own (see
+// privatenode_test.go), from which the client and server must come back by
+// themselves: broker restarts, forced closes, a stalled network, a blocked
+// connection, several broker URLs, a channel open that gets no answer. The
+// shared broker on 5672 is never touched. One node serves every scenario of
+// TestBrokerFaults, in turn, to keep the boot (about 10 s) to one.
 
 import (
 	"context"
@@ -16,7 +17,9 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/stretchr/testify/require"
 
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 	"github.com/amqprpc/amqprpc/transport"
 )
 
@@ -37,47 +40,6 @@ func faultClient(name string, more ...ClientOption) []ClientOption {
 
 func faultServerOpts(name string, more ...ServerOption) []ServerOption {
 	return append(asServer(faultOpts(name)), more...)
-}
-
-// faultServer serves an Arith on queue at url until the test ends.
-func faultServer(t *testing.T, url, queue string, opts ...ServerOption) *Arith {
-	t.Helper()
-	svc := newArith("fault")
-	svc.open()
-	srv := rpc.NewServer()
-	if err := srv.RegisterName("Arith", svc); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, srv, url, queue, opts...) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve = %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("Serve did not return within 20s of cancel")
-		}
-	})
-	return svc
-}
-
-// callWorks waits until a call through client succeeds, or fails the test.
-func callWorks(t *testing.T, client *rpc.Client, within time.Duration, what string) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	var err error
-	for time.Now().Before(deadline) {
-		var r int
-		if err = client.Call("Arith.Multiply", &Args{6, 7}, &r); err == nil && r == 42 {
-			return
-		}
-		time.Sleep(50 * time.Millisecond) // polling for recovery
-	}
-	t.Fatalf("%s: no successful call within %v; last error %v", what, within, err)
 }
 
 // loadDuring runs 32 callers while fault runs, and reports.
@@ -105,9 +67,7 @@ func TestBrokerFaults(t *testing.T) {
 
 	faultServer(t, url, queue, faultServerOpts("fault-server", WithPrefetch(16))...)
 	client, err := Dial(url, queue, faultClient("fault-client", WithCallTimeout(callTimeout))...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { client.Close() })
 	callWorks(t, client, 10*time.Second, "first call")
 
@@ -210,9 +170,7 @@ func TestStalledNetwork(t *testing.T) {
 	const callTimeout = 2 * time.Second
 	faultServer(t, node.URL(), queue, faultServerOpts("stall-server")...)
 	client, err := Dial("amqp://guest:guest@"+proxy.Addr()+"/", queue, faultClient("stall-client", WithCallTimeout(callTimeout))...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { client.Close() })
 	callWorks(t, client, 10*time.Second, "first call")
 	loadDuring(t, client, callTimeout, "network stalled 5 s between client and broker, 32 callers", func() {
@@ -222,9 +180,10 @@ func TestStalledNetwork(t *testing.T) {
 	})
 
 	// Close must not wait for a reconnect that hangs in its handshake.
+	accepted := proxy.Accepted()
 	proxy.Pause()
 	proxy.Cut()
-	time.Sleep(300 * time.Millisecond) // let the client start reconnecting
+	brokertest.WaitFor(t, 10*time.Second, "the client reconnecting into a black hole", func() bool { return proxy.Accepted() > accepted })
 	within(t, 3*time.Second, "Close while reconnecting into a black hole", func() { client.Close() })
 	proxy.Resume()
 }
@@ -239,9 +198,7 @@ func TestSeveralBrokerURLs(t *testing.T) {
 	queue := "urls"
 	faultServer(t, url(first), queue, faultServerOpts("urls-server", WithURLs(url(second)))...)
 	client, err := Dial(url(first), queue, faultClient("urls-client", WithURLs(url(second)), WithCallTimeout(5*time.Second))...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { client.Close() })
 	callWorks(t, client, 10*time.Second, "first call")
 	if second.Conns() != 0 {
