@@ -27,8 +27,17 @@ func TestTextReplyThatDoesNotFitFailsItsCallAlone(t *testing.T) {
 }
 
 func TestDecodeOnceMatchesDecodingIntoTheReply(t *testing.T) {
-	type inner struct{ A []int; M map[string]int; P *int }
-	type T struct{ S string; I inner; F float64; Any any }
+	type inner struct {
+		A []int
+		M map[string]int
+		P *int
+	}
+	type T struct {
+		S   string
+		I   inner
+		F   float64
+		Any any
+	}
 	var bodies codec.Codec
 	for _, enc := range []codec.Encoding{codec.Gob, codec.JSON} {
 		seven := 7

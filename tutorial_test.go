@@ -27,8 +27,8 @@ import (
 	"time"
 
 	"github.com/amqprpc/amqprpc/codec"
-	"github.com/amqprpc/amqprpc/internal/brokertest"
 	"github.com/amqprpc/amqprpc/examples/interop/gotutorial"
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 var (
