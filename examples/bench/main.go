@@ -1,12 +1,13 @@
 // Command bench compares amqprpc with net/rpc over TCP loopback and with the
 // simplest correct request/reply written directly on amqp091-go (the
-// floors), in one run against one broker, and writes a Markdown report with
+// floors), in one run against one broker; climbs a cost ladder from the
+// barest floor to amqprpc with confirms; and writes a Markdown report with
 // a throughput chart:
 //
 //	go run . -out ../../docs/bench.md
 //
-// Every cell runs for a fixed time, so the whole run is bounded (about two and
-// a half minutes with the defaults). It is its own module so that the
+// Every cell runs for a fixed time, so the whole run is bounded (about three
+// and a half minutes with the defaults). It is its own module so that the
 // plotting dependency stays out of the library's go.mod.
 package main
 
@@ -23,12 +24,14 @@ import (
 
 // config is what the flags set.
 type config struct {
-	url, out  string
-	cellTime  time.Duration // per cell of the comparison, all rounds together
-	rounds    int
-	warmup    time.Duration
-	codecTime time.Duration
-	brokerPID int
+	url, out     string
+	cellTime     time.Duration // per cell of the comparison, all rounds together
+	rounds       int
+	warmup       time.Duration
+	codecTime    time.Duration
+	ladderTime   time.Duration // per step of the ladder, all rounds together
+	ladderWarmup time.Duration
+	brokerPID    int
 }
 
 func parseFlags() config {
@@ -40,14 +43,16 @@ func parseFlags() config {
 	flag.StringVar(&c.url, "url", defaultURL, "broker URL (default $AMQP_URL or the local broker)")
 	flag.StringVar(&c.out, "out", "bench.md", "the Markdown report to write; the chart goes beside it")
 	flag.DurationVar(&c.cellTime, "d", 1500*time.Millisecond, "how long each cell of the comparison is measured, in all")
-	flag.IntVar(&c.rounds, "rounds", 3, "rounds over all the cells, each measuring every cell for d/rounds")
+	flag.IntVar(&c.rounds, "rounds", 3, "rounds over all cells and over the ladder, each measuring every one for its d/rounds")
 	flag.DurationVar(&c.warmup, "warmup", 100*time.Millisecond, "calls made before each round of a cell is measured")
 	flag.DurationVar(&c.codecTime, "codec-d", 250*time.Millisecond, "how long each codec cost is measured")
+	flag.DurationVar(&c.ladderTime, "ladder-d", 3*time.Second, "how long each step of the cost ladder is measured, in all (0: no ladder)")
+	flag.DurationVar(&c.ladderWarmup, "ladder-warmup", 200*time.Millisecond, "calls made before each round of a ladder step is measured")
 	flag.IntVar(&c.brokerPID, "broker-pid", 0, "the broker's process, whose CPU time is read (default: found from the URL's port)")
 	flag.Parse()
 	least := time.Duration(c.rounds) * time.Millisecond
-	if c.rounds < 1 || c.cellTime < least {
-		log.Fatalf("want -rounds of at least 1 and -d of at least a millisecond a round")
+	if c.rounds < 1 || c.cellTime < least || (c.ladderTime != 0 && c.ladderTime < least) {
+		log.Fatalf("want -rounds of at least 1, and -d and -ladder-d of at least a millisecond a round")
 	}
 	return c
 }
@@ -78,6 +83,9 @@ func main() {
 
 	r.measureCodecs()
 	r.measureComparison()
+	if cfg.ladderTime > 0 {
+		r.measureLadder()
+	}
 	r.took = time.Since(r.started)
 
 	report := r.markdown(chartName(cfg.out))

@@ -52,6 +52,7 @@ func (r *run) markdown(chart string) string {
 	p := printer{&b}
 	r.header(p)
 	r.targets(p)
+	r.ladderReport(p)
 	for _, pl := range plan {
 		r.payloadTable(p, pl.load, pl.callers)
 	}

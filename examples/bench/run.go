@@ -31,6 +31,8 @@ type run struct {
 	took       time.Duration
 	transports []*transport
 	cells      map[key]*series
+	ladder     []*rung
+	idle       usage // over idleTime before the ladder, no calls made
 	codec      []codecCost
 }
 
