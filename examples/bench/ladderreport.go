@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/amqprpc/amqprpc"
 )
@@ -83,7 +84,11 @@ func delta(format string, v, base float64, ok bool) string {
 	if !ok {
 		return ""
 	}
-	return fmt.Sprintf(format, v-base)
+	d := fmt.Sprintf(format, v-base)
+	if strings.Trim(d, "+-0.") == "" {
+		return "0" // not "-0"
+	}
+	return d
 }
 
 // cpuText is a CPU time per call with one decimal.

@@ -71,7 +71,7 @@ func main() {
 		f.Close()
 	}
 
-	r := &run{config: cfg, started: time.Now(), cells: map[key]*series{}}
+	r := &run{config: cfg, started: time.Now(), cells: map[key]*series{}, load: [2]string{loadAverage()}}
 	conn, err := amqp.Dial(cfg.url)
 	if err != nil {
 		log.Fatalf("no broker at %s: %v", redactURL(cfg.url), err)
@@ -86,7 +86,7 @@ func main() {
 	if cfg.ladderTime > 0 {
 		r.measureLadder()
 	}
-	r.took = time.Since(r.started)
+	r.took, r.load[1] = time.Since(r.started), loadAverage()
 
 	report := r.markdown(chartName(cfg.out))
 	if err := os.WriteFile(cfg.out, []byte(report), 0o644); err != nil {

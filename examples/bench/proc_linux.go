@@ -78,6 +78,16 @@ func word(b []byte) uint64 {
 	return binary.NativeEndian.Uint64(b)
 }
 
+// loadAverage is the machine's load average over the last minute, from
+// /proc/loadavg, as text.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
+}
+
 // findBroker finds the broker process of a local broker URL: the process
 // that owns the socket listening on the URL's port (read from
 // /proc/net/tcp and tcp6, then matched against /proc/<pid>/fd links),

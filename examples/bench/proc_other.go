@@ -15,6 +15,8 @@ func procCPU(int, time.Duration) (time.Duration, error) {
 	return 0, errors.New("no procfs")
 }
 
+func loadAverage() string { return "?" }
+
 func clockTick() time.Duration { return 10 * time.Millisecond }
 
 func findBroker(string) (int, string, error) {

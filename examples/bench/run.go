@@ -28,6 +28,7 @@ type run struct {
 	broker     string
 	meter      *meter
 	started    time.Time
+	load       [2]string // the load average when the run started and ended
 	took       time.Duration
 	transports []*transport
 	cells      map[key]*series
