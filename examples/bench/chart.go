@@ -20,47 +20,12 @@ func (r *run) chart(path string) error {
 	var panels []*plot.Plot
 	var legend []plot.Thumbnailer
 	for i, pl := range plan {
-		p := plot.New()
-		p.Title.Text = pl.load.label
-		p.X.Label.Text = "concurrent callers"
-		p.Y.Label.Text = "calls/s"
-		p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
-		var xt []plot.Tick
-		for _, n := range pl.callers {
-			xt = append(xt, plot.Tick{Value: float64(n), Label: fmt.Sprint(n)})
-		}
-		p.X.Tick.Marker = plot.ConstantTicks(xt)
-		p.Y.Tick.Marker = rateTicks{}
-		p.Add(plotter.NewGrid())
-		lo, hi := math.Inf(1), 0.0
-		for _, t := range r.transports {
-			var pts plotter.XYs
-			for _, n := range pl.callers {
-				if c := r.cells[key{t.name, pl.load.name, n}]; c.measured && c.rate > 0 {
-					pts = append(pts, plotter.XY{X: float64(n), Y: c.rate})
-					lo, hi = math.Min(lo, c.rate), math.Max(hi, c.rate)
-				}
-			}
-			line, err := plotter.NewLine(pts)
-			if err != nil {
-				line, _ = plotter.NewLine(plotter.XYs{}) // keep the legend entry
-			}
-			dots, _ := plotter.NewScatter(pts)
-			style(t.name, line, dots)
-			if len(pts) > 0 {
-				p.Add(line, dots)
-			}
-			if i == 0 {
-				legend = append(legend, legendEntry{line, dots})
-			}
-		}
-		p.X.Min, p.X.Max = float64(pl.callers[0])/1.4, float64(pl.callers[len(pl.callers)-1])*1.4
-		if hi > 0 {
-			p.Y.Min, p.Y.Max = lo/1.5, hi*1.5
-		}
+		p, entries := r.panel(pl.load, pl.callers)
 		panels = append(panels, p)
+		if i == 0 {
+			legend = entries
+		}
 	}
-
 	// The last tile holds the legend alone.
 	lp := plot.New()
 	lp.HideAxes()
@@ -71,8 +36,53 @@ func (r *run) chart(path string) error {
 		lp.Legend.Add(t.name, legend[i])
 	}
 	panels = append(panels, lp)
+	return writeGrid(path, panels, 2)
+}
 
-	const cols = 2
+// panel is one payload's plot, and each transport's legend entry.
+func (r *run) panel(l load, callers []int) (*plot.Plot, []plot.Thumbnailer) {
+	p := plot.New()
+	p.Title.Text = l.label
+	p.X.Label.Text = "concurrent callers"
+	p.Y.Label.Text = "calls/s"
+	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
+	var xt []plot.Tick
+	for _, n := range callers {
+		xt = append(xt, plot.Tick{Value: float64(n), Label: fmt.Sprint(n)})
+	}
+	p.X.Tick.Marker = plot.ConstantTicks(xt)
+	p.Y.Tick.Marker = rateTicks{}
+	p.Add(plotter.NewGrid())
+	lo, hi := math.Inf(1), 0.0
+	var legend []plot.Thumbnailer
+	for _, t := range r.transports {
+		var pts plotter.XYs
+		for _, n := range callers {
+			if c := r.cell(t.name, l.name, n).sum; c.measured && c.rate > 0 {
+				pts = append(pts, plotter.XY{X: float64(n), Y: c.rate})
+				lo, hi = math.Min(lo, c.rate), math.Max(hi, c.rate)
+			}
+		}
+		line, err := plotter.NewLine(pts)
+		if err != nil {
+			line, _ = plotter.NewLine(plotter.XYs{}) // keep the legend entry
+		}
+		dots, _ := plotter.NewScatter(pts)
+		style(t.name, line, dots)
+		if len(pts) > 0 {
+			p.Add(line, dots)
+		}
+		legend = append(legend, legendEntry{line, dots})
+	}
+	p.X.Min, p.X.Max = float64(callers[0])/1.4, float64(callers[len(callers)-1])*1.4
+	if hi > 0 {
+		p.Y.Min, p.Y.Max = lo/1.5, hi*1.5
+	}
+	return p, legend
+}
+
+// writeGrid lays panels out in rows of cols and writes them as a PNG.
+func writeGrid(path string, panels []*plot.Plot, cols int) error {
 	rows := (len(panels) + cols - 1) / cols
 	grid := make([][]*plot.Plot, rows)
 	for i := range grid {
@@ -109,8 +119,9 @@ func (r *run) chart(path string) error {
 }
 
 // style gives each family a colour (TCP grey, amqprpc gob blue, amqprpc
-// JSON green, raw floor red) and each variant a dash (direct reply-to and
-// gob over TCP solid, private reply queue and JSON over TCP dashed).
+// JSON green, JSON floor red, echo floor orange) and each variant a dash
+// (direct reply-to and gob over TCP solid, private reply queue and JSON over
+// TCP dashed).
 func style(name string, line *plotter.Line, dots *plotter.Scatter) {
 	c := color.RGBA{A: 255}
 	shape := draw.GlyphDrawer(draw.CircleGlyph{})
@@ -123,9 +134,12 @@ func style(name string, line *plotter.Line, dots *plotter.Scatter) {
 	case strings.HasPrefix(name, "amqp-json"):
 		c = color.RGBA{R: 20, G: 150, B: 60, A: 255}
 		shape = draw.TriangleGlyph{}
-	case strings.HasPrefix(name, "raw"):
+	case strings.HasPrefix(name, "floor-json"):
 		c = color.RGBA{R: 210, G: 40, B: 40, A: 255}
 		shape = draw.CrossGlyph{}
+	case strings.HasPrefix(name, "floor-echo"):
+		c = color.RGBA{R: 235, G: 140, B: 0, A: 255}
+		shape = draw.PlusGlyph{}
 	}
 	line.Color, line.Width = c, vg.Points(1.6)
 	if strings.HasSuffix(name, "private") || name == "tcp-json" {

@@ -17,7 +17,7 @@ import (
 	"github.com/amqprpc/amqprpc/examples/floor"
 )
 
-// caller is what *rpc.Client and *floor.Client have in common.
+// caller is what *rpc.Client, *floor.Client and *echoCaller have in common.
 type caller interface {
 	Call(method string, args, reply any) error
 	Close() error
@@ -29,6 +29,8 @@ type transport struct {
 	about string
 	start func(url, queue string) (caller, func(), error)
 
+	noBroker bool // calls do not go through the broker
+
 	c      caller
 	stop   func()
 	broken error // set when a cell failed so badly the client was closed
@@ -36,14 +38,18 @@ type transport struct {
 
 func transports() []*transport {
 	return []*transport{
-		{name: "tcp-gob", about: "net/rpc, gob, TCP loopback", start: tcpStart(false)},
-		{name: "tcp-json", about: "net/rpc/jsonrpc, TCP loopback", start: tcpStart(true)},
+		{name: "tcp-gob", about: "net/rpc, gob, TCP loopback", start: tcpStart(false), noBroker: true},
+		{name: "tcp-json", about: "net/rpc/jsonrpc, TCP loopback", start: tcpStart(true), noBroker: true},
 		{name: "amqp-gob-direct", about: "amqprpc, gob, direct reply-to", start: amqpStart(codec.Gob, true)},
 		{name: "amqp-gob-private", about: "amqprpc, gob, private reply queue (default)", start: amqpStart(codec.Gob, false)},
 		{name: "amqp-json-direct", about: "amqprpc, JSON, direct reply-to", start: amqpStart(codec.JSON, true)},
 		{name: "amqp-json-private", about: "amqprpc, JSON, private reply queue (default)", start: amqpStart(codec.JSON, false)},
-		{name: "raw-amqp-direct", about: "raw amqp091-go floor, JSON, direct reply-to", start: floorStart(true)},
-		{name: "raw-amqp-private", about: "raw amqp091-go floor, JSON, private reply queue", start: floorStart(false)},
+		{name: "floor-json-direct", about: "JSON floor on amqp091-go, direct reply-to", start: floorStart(true)},
+		{name: "floor-json-private", about: "JSON floor on amqp091-go, private reply queue", start: floorStart(false)},
+		{name: "floor-echo-direct", about: "echo floor on amqp091-go (bytes echoed, nothing decoded), direct reply-to",
+			start: echoStart(floor.EchoOptions{DirectReplyTo: true}, false)},
+		{name: "floor-echo-private", about: "echo floor on amqp091-go (bytes echoed, nothing decoded), private reply queue",
+			start: echoStart(floor.EchoOptions{}, false)},
 	}
 }
 
@@ -93,8 +99,9 @@ func tcpStart(useJSON bool) func(string, string) (caller, func(), error) {
 }
 
 // amqpStart serves Service with amqprpc.Serve and dials it with
-// amqprpc.Dial, both with default options but the encoding and reply mode.
-func amqpStart(enc codec.Encoding, directReplyTo bool) func(string, string) (caller, func(), error) {
+// amqprpc.Dial, both with default options but the encoding, the reply mode
+// and the options for both sides in both.
+func amqpStart(enc codec.Encoding, directReplyTo bool, both ...amqprpc.Option) func(string, string) (caller, func(), error) {
 	return func(url, queue string) (caller, func(), error) {
 		srv := rpc.NewServer()
 		if err := srv.RegisterName("Bench", Service{}); err != nil {
@@ -102,7 +109,11 @@ func amqpStart(enc codec.Encoding, directReplyTo bool) func(string, string) (cal
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- amqprpc.Serve(ctx, srv, url, queue) }()
+		var serverOpts []amqprpc.ServerOption
+		for _, o := range both {
+			serverOpts = append(serverOpts, o)
+		}
+		go func() { done <- amqprpc.Serve(ctx, srv, url, queue, serverOpts...) }()
 		stop := func() {
 			cancel()
 			select {
@@ -116,6 +127,9 @@ func amqpStart(enc codec.Encoding, directReplyTo bool) func(string, string) (cal
 			return nil, nil, err
 		}
 		opts := []amqprpc.ClientOption{amqprpc.WithEncoding(enc)}
+		for _, o := range both {
+			opts = append(opts, o)
+		}
 		if directReplyTo {
 			opts = append(opts, amqprpc.WithDirectReplyTo())
 		}
@@ -128,7 +142,7 @@ func amqpStart(enc codec.Encoding, directReplyTo bool) func(string, string) (cal
 	}
 }
 
-// floorStart serves and calls Service through the raw-amqp floor.
+// floorStart serves and calls Service through the JSON floor.
 func floorStart(directReplyTo bool) func(string, string) (caller, func(), error) {
 	return func(url, queue string) (caller, func(), error) {
 		s, err := floor.Serve(url, queue, amqprpc.DefaultPrefetch, handleJSON)

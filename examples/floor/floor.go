@@ -1,14 +1,22 @@
-// Package floor is the floor the benchmarks compare amqprpc against: the
-// simplest correct request/reply written directly on amqp091-go, with what
-// amqprpc puts on the wire and nothing else.
+// Package floor holds the floors the benchmarks compare amqprpc against: the
+// simplest correct request/reply written directly on amqp091-go. It depends
+// on amqp091-go alone, so that the root package's benchmarks can import it.
 //
-// One connection and one channel on each side. The server sets a prefetch,
-// declares its queue as amqprpc does (durable classic), publishes each reply
-// and then acknowledges the request; the client publishes requests with
-// mandatory to the default exchange and consumes replies with no-ack,
-// matching them to callers through a map guarded by a mutex. Bodies are
-// JSON, the same bytes amqprpc's JSON encoding carries. It depends on
-// amqp091-go alone, so that the root package's benchmarks can import it.
+// The JSON floor ([Serve], [Dial]) carries what a call needs: the method in
+// type, content_type, correlation_id and reply_to, but neither message_id
+// nor expiration, which amqprpc also sends. One connection and one channel
+// on each side. The server
+// sets a prefetch, declares its queue as amqprpc does (durable classic),
+// publishes each reply and then acknowledges the request; the client
+// publishes requests with mandatory to the default exchange and consumes
+// replies with no-ack, matching them to callers through a map guarded by a
+// mutex. Bodies are JSON, the same bytes amqprpc's JSON encoding carries.
+//
+// The echo floor ([ServeEcho], [DialEcho]) is barer still: bytes in, the
+// same bytes out, nothing decoded, a transient exclusive service queue, one
+// serving goroutine acknowledging each request after its reply, and only
+// correlation_id and reply_to on a request. [EchoOptions] add amqprpc's
+// properties and behaviours one at a time, for the benchmark's cost ladder.
 package floor
 
 import (

@@ -1,0 +1,97 @@
+package main
+
+import (
+	"log"
+	"strconv"
+	"time"
+
+	"github.com/amqprpc/amqprpc"
+	"github.com/amqprpc/amqprpc/codec"
+	"github.com/amqprpc/amqprpc/examples/floor"
+)
+
+// idleTime is how long the broker's and this process's CPU time is read,
+// before the ladder, while no calls are made.
+const idleTime = time.Second
+
+// ladderCallers is the concurrency every step of the ladder is measured at.
+const ladderCallers = 128
+
+// ladderAckRun is how many answered requests the floors that acknowledge
+// in runs let wait before one basic.ack with multiple=true (they also
+// acknowledge whenever no request is waiting): a quarter of the default
+// prefetch.
+const ladderAckRun = amqprpc.DefaultPrefetch / 4
+
+// rung is one step of the cost ladder: a transport, the step it adds to,
+// and its rounds.
+type rung struct {
+	transport
+	base int // the index of the step this one adds to; -1 for the first
+	s    series
+}
+
+// ladder is the cost ladder: the echo floor, then one thing added at a
+// time, up to amqprpc with confirms; then side steps that acknowledge in
+// runs. All use the small payload and a private reply queue.
+func ladder() []*rung {
+	echo := floor.EchoOptions{}
+	durable := echo
+	durable.DurableQueue = true
+	mandatory := durable
+	mandatory.Mandatory = true
+	expires := mandatory
+	expires.Expiration = strconv.FormatInt(amqprpc.DefaultCallTimeout.Milliseconds(), 10)
+	messageID := expires
+	messageID.MessageID = true
+	typed := messageID
+	typed.Type, typed.ContentType = small.method, codec.GobContentType
+	echoRuns, typedRuns := echo, typed
+	echoRuns.AckRun, typedRuns.AckRun = ladderAckRun, ladderAckRun
+	step := func(base int, name, about string, start func(string, string) (caller, func(), error)) *rung {
+		return &rung{transport: transport{name: name, about: about, start: start}, base: base}
+	}
+	return []*rung{
+		step(-1, "echo", "echo floor: transient exclusive service queue, requests with correlation_id and reply_to only, bytes echoed, one basic.ack per request",
+			echoStart(echo, false)),
+		step(0, "durable", "+ durable service queue (not exclusive)", echoStart(durable, false)),
+		step(1, "mandatory", "+ `mandatory` on requests (and a basic.return listener)", echoStart(mandatory, false)),
+		step(2, "expiration", "+ `expiration` \""+expires.Expiration+"\" on requests", echoStart(expires, false)),
+		step(3, "message-id", "+ `message_id`, a new random UUID per request", echoStart(messageID, false)),
+		step(4, "type", "+ `type` on requests, `content_type` on requests and replies", echoStart(typed, false)),
+		step(5, "gob", "+ gob encoding of a small struct, both directions (amqprpc's codec package)", echoStart(typed, true)),
+		step(6, "amqprpc", "amqprpc with defaults: + net/rpc's goroutines and amqprpc's own code", amqpStart(codec.Gob, false)),
+		step(7, "confirms", "+ publisher confirms (`WithConfirms`, both sides)", amqpStart(codec.Gob, false, amqprpc.WithConfirms())),
+		step(0, "echo-runs", "echo floor acknowledging in runs (multiple=true)", echoStart(echoRuns, false)),
+		step(6, "gob-runs", "gob floor (step 7) acknowledging in runs (multiple=true)", echoStart(typedRuns, true)),
+	}
+}
+
+// measureLadder measures every step at ladderCallers, round after round,
+// each round starting one step further on.
+func (r *run) measureLadder() {
+	r.ladder = ladder()
+	ts := make([]*transport, len(r.ladder))
+	for i, g := range r.ladder {
+		ts[i] = &g.transport
+	}
+	startAll(r.url, "amqprpc-bench-ladder-", ts)
+	u0 := r.meter.read()
+	time.Sleep(idleTime)
+	r.idle = r.meter.read().since(u0)
+	slice := r.ladderTime / time.Duration(r.rounds)
+	for round := range r.rounds {
+		visit(ts, round, func(t *transport) {
+			for _, g := range r.ladder {
+				if &g.transport == t {
+					g.s.add(r.measureOne(t, small, ladderCallers, r.ladderWarmup, slice))
+				}
+			}
+		})
+		log.Printf("ladder: round %d of %d done after %v", round+1, r.rounds, time.Since(r.started).Round(time.Second))
+	}
+	for _, g := range r.ladder {
+		g.s.sum.finish()
+	}
+	stopAll(ts)
+}
