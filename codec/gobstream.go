@@ -38,7 +38,13 @@ func splitGobBody(data []byte) (value int, single bool, err error) {
 		if err != nil {
 			return 0, false, fmt.Errorf("%w: gob message at byte %d: %v", ErrMalformedBody, off, err)
 		}
-		if m.typeID > 0 && value < 0 {
+		switch {
+		case m.typeID == 0 && value < 0:
+			// After the value, a message continues an interface value
+			// and gob reads its first integer in that context; before
+			// it, 0 names no type.
+			return 0, false, fmt.Errorf("%w: gob message at byte %d: type id 0", ErrMalformedBody, off)
+		case m.typeID > 0 && value < 0:
 			value = m.start
 			single = m.end == len(data)
 		}
@@ -68,9 +74,6 @@ func nextGobMessage(data []byte, off int) (gobMessage, error) {
 	id := int64(u >> 1) // gob keeps the sign in the low bit
 	if u&1 != 0 {
 		id = ^id
-	}
-	if id == 0 {
-		return gobMessage{}, errors.New("type id 0")
 	}
 	return gobMessage{start: off, end: end, typeID: id}, nil
 }
