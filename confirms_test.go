@@ -1,10 +1,10 @@
 package amqprpc
 
 import (
+	"context"
 	"net/rpc"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,68 +16,136 @@ import (
 	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
-// TestConfirmsSurviveAStalledWrite stalls the network from client and
-// server to the broker for longer than amqp091-go waits for a listener of
-// its notifications (5 s), with confirms on both sides and calls in flight,
-// while the broker's confirms still flow back. Publishes block on full
-// socket buffers meanwhile. If a publish held a lock that the handling of a
-// confirm needs, amqp091-go would drop that confirm: a request never
-// acknowledged (a prefetch slot lost for good) or a call left waiting.
-// Afterwards every call has ended, no request stays unacknowledged, and the
-// client works.
+// A stallService holds its calls until the test lets them go, so that the
+// test decides when the server publishes which replies.
+type stallService struct {
+	held, bigs atomic.Int64  // calls begun
+	hold, big  chan struct{} // closed to let Hold, Big return
+}
+
+// Hold returns args.A once hold is closed: a small reply.
+func (s *stallService) Hold(args *Args, reply *int) error {
+	s.held.Add(1)
+	<-s.hold
+	*reply = args.A
+	return nil
+}
+
+// Big returns args.A bytes once big is closed: a large reply.
+func (s *stallService) Big(args *Args, reply *Payload) error {
+	s.bigs.Add(1)
+	<-s.big
+	reply.Data = make([]byte, args.A)
+	return nil
+}
+
+// openGate closes c unless it is closed already.
+func openGate(c chan struct{}) {
+	select {
+	case <-c:
+	default:
+		close(c)
+	}
+}
+
+// TestConfirmsSurviveAStalledWrite has the broker's confirms reach the
+// server while a reply of the server is stalled in the network, for longer
+// than amqp091-go waits for a listener of its notifications (5 s). A
+// transport that tracked confirms with a NotifyPublish listener and held
+// the lock its confirm handling needs across a publish (as 25bd497 did)
+// fails here: the listener's buffer (256) fills, amqp091-go drops the next
+// confirm after 5 s, and its request is never acknowledged, a prefetch slot
+// lost for good.
+//
+// A stall of the writes alone cannot show it: while they are stalled the
+// broker receives nothing new to confirm, and the confirms of what it had
+// received arrive before any publish blocks. So the test holds the
+// confirms back first. The server reaches the broker through a proxy, the
+// client directly. More than 256 calls wait at the server; the proxy stops
+// the broker-to-server direction; the server answers them (the broker gets
+// the replies and sends their confirms, held by the proxy); the proxy stops
+// the server-to-broker direction too; the server answers large calls until
+// a publish blocks on full socket buffers; only then do the confirms flow,
+// for 7 s before the writes do. Afterwards every call has ended, no request
+// stays unacknowledged, and the client works.
 func TestConfirmsSurviveAStalledWrite(t *testing.T) {
+	const (
+		queue   = "confirm-stall"
+		held    = 320             // confirms held back: more than a NotifyPublish listener buffered (256 in 25bd497)
+		bigs    = 32              // large replies that stall the server's writes
+		bigSize = 256 << 10       // 8 MiB in all: past the server's send buffer (4 MiB at most) and the proxy's
+		stall   = 7 * time.Second // the confirms wait this long at the server, past amqp091-go's 5 s
+	)
 	node := startPrivateNode(t)
 	proxy := newTCPProxy(t, node.AMQPAddr())
-	const queue = "confirm-stall"
-	url := "amqp://guest:guest@" + proxy.Addr() + "/"
-	// A heartbeat long enough that neither end gives up during the stall.
-	opts := []Option{WithConfirms(), WithHeartbeat(10 * time.Second), WithConnectionName("confirm-stall")}
-	faultServer(t, url, queue, append(asServer(opts), WithPrefetch(32))...)
-	client, err := Dial(url, queue, append(asClient(opts), WithCallTimeout(30*time.Second))...)
-	require.NoError(t, err)
-	t.Cleanup(func() { client.Close() })
+	proxy.SetReadBuffer(64 << 10)
+
+	svc := &stallService{hold: make(chan struct{}), big: make(chan struct{})}
+	arith := newArith("confirm-stall")
+	arith.open()
+	srv := rpc.NewServer()
+	require.NoError(t, srv.RegisterName("Arith", arith))
+	require.NoError(t, srv.RegisterName("Stall", svc))
+	// A heartbeat long enough that neither end gives up during the stall
+	// (about 8 s one way, 2 s the other).
+	opts := []Option{WithConfirms(), WithHeartbeat(20 * time.Second), WithConnectionName("confirm-stall")}
+	brokertest.Serve(t, func(ctx context.Context) error {
+		return Serve(ctx, srv, "amqp://guest:guest@"+proxy.Addr()+"/", queue, append(asServer(opts), WithPrefetch(2*(held+bigs)))...)
+	})
+	t.Cleanup(func() { // before the server stops
+		proxy.Resume()
+		openGate(svc.hold)
+		openGate(svc.big)
+	})
+	client := brokertest.Dial(t, Dial, node.URL(), queue, append(asClient(opts), WithCallTimeout(time.Minute))...)
 	callWorks(t, client, 10*time.Second, "first call")
 
-	// Large bodies fill the socket buffers, so publishes block in the stall.
-	payload := &Payload{Data: make([]byte, 256<<10)}
-	var answered, failed, hung atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Add(1)
+	// ended counts the calls that have ended, failed those with an error,
+	// firstErr keeps one.
+	var ended, failed atomic.Int64
+	var firstErr atomic.Value
+	call := func(method string, args *Args, reply any) {
+		c := client.Go(method, args, reply, make(chan *rpc.Call, 1))
 		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				call := client.Go("Arith.Echo", payload, new(Payload), nil)
-				select {
-				case <-call.Done:
-					if call.Error != nil {
-						failed.Add(1)
-					} else {
-						answered.Add(1)
-					}
-				case <-time.After(45 * time.Second):
-					hung.Add(1)
-					return
-				}
+			<-c.Done
+			if c.Error != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, c.Error.Error())
 			}
+			ended.Add(1)
 		}()
 	}
-	time.Sleep(500 * time.Millisecond) // steady load before the stall
+	for i := range held {
+		call("Stall.Hold", &Args{A: i}, new(int))
+	}
+	for range bigs {
+		call("Stall.Big", &Args{A: bigSize}, new(Payload))
+	}
+	brokertest.WaitFor(t, 30*time.Second, "every call waiting at the server", func() bool {
+		return svc.held.Load() == held && svc.bigs.Load() == bigs
+	})
+
+	// The small replies reach the broker; their confirms are held back.
+	proxy.PauseDownstream()
+	openGate(svc.hold)
+	brokertest.WaitFor(t, 30*time.Second, "every small reply at the client", func() bool { return ended.Load() == held })
+	// The large replies fill the socket buffers; a publish blocks.
 	proxy.PauseUpstream()
-	time.Sleep(7 * time.Second) // the stall itself, past amqp091-go's 5 s
+	openGate(svc.big)
+	time.Sleep(time.Second) // for the publish to block
+	// The confirms arrive while the publish stays blocked.
+	proxy.ResumeDownstream()
+	time.Sleep(stall)
 	proxy.Resume()
-	time.Sleep(time.Second) // steady load after it
-	close(stop)
-	wg.Wait()
-	t.Logf("stalled writes with confirms: %d answered, %d failed, %d hung", answered.Load(), failed.Load(), hung.Load())
-	assert.Zero(t, hung.Load(), "calls hung")
-	assert.NotZero(t, answered.Load(), "no call was answered")
+
+	deadline := time.Now().Add(45 * time.Second)
+	for ended.Load() < held+bigs && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond) // polling the calls with a deadline
+	}
+	hung := held + bigs - ended.Load()
+	t.Logf("stalled writes with confirms: %d calls, %d failed, %d hung", held+bigs, failed.Load(), hung)
+	assert.Zero(t, hung, "calls hung")
+	assert.Zero(t, failed.Load(), "calls failed, first: %v", firstErr.Load())
 
 	unacked := func() int {
 		out := node.Ctl(t, "list_queues", "--no-table-headers", "name", "messages_unacknowledged")
@@ -89,7 +157,14 @@ func TestConfirmsSurviveAStalledWrite(t *testing.T) {
 		}
 		return -1
 	}
-	brokertest.WaitFor(t, 30*time.Second, "no request left unacknowledged", func() bool { return unacked() == 0 })
+	left := -1
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		if left = unacked(); left == 0 {
+			break
+		}
+		time.Sleep(500 * time.Millisecond) // polling the broker with a deadline
+	}
+	require.Zero(t, left, "requests still unacknowledged 30s after the stall: confirms were lost")
 	callWorks(t, client, 10*time.Second, "after the stall")
 }
 

@@ -57,6 +57,30 @@ func TestTCPProxy(t *testing.T) {
 	}
 }
 
+// TestTCPProxyDirections pauses one direction at a time: what the client
+// writes while only the echo's answers are held reaches the echo server,
+// and its answer arrives once that direction resumes, even while the
+// client's writes are held in turn.
+func TestTCPProxyDirections(t *testing.T) {
+	echo := startEchoServer(t)
+	p := newTCPProxy(t, echo)
+	p.SetReadBuffer(64 << 10)
+	c := dialProxy(t, p)
+	roundTrip(t, c, "ping")
+
+	p.PauseDownstream()
+	mustWrite(t, c, "down")
+	expectNothing(t, c, "while downstream is paused")
+	p.PauseUpstream()
+	mustWrite(t, c, "up")
+	p.ResumeDownstream()
+	expectRead(t, c, "down")
+	expectNothing(t, c, "while upstream is paused")
+	p.Resume()
+	expectRead(t, c, "up")
+	roundTrip(t, c, "after resume")
+}
+
 func TestTCPProxyAMQP(t *testing.T) {
 	url := brokertest.URL(t)
 	u, err := amqp.ParseURI(url)
@@ -169,5 +193,22 @@ func expectRead(t testing.TB, c net.Conn, want string) {
 	got := make([]byte, len(want))
 	if _, err := io.ReadFull(c, got); err != nil || string(got) != want {
 		t.Fatalf("Read = %q, %v; want %q", got, err, want)
+	}
+}
+
+// mustWrite writes msg to c.
+func mustWrite(t testing.TB, c net.Conn, msg string) {
+	t.Helper()
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatalf("Write(%q) = %v", msg, err)
+	}
+}
+
+// expectNothing expects no byte from c within 300 ms.
+func expectNothing(t testing.TB, c net.Conn, when string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	if n, err := c.Read(make([]byte, 16)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read %s = %d, %v; want a timeout", when, n, err)
 	}
 }

@@ -14,8 +14,9 @@ const tcpProxyDialTimeout = 5 * time.Second
 // A tcpProxy forwards TCP connections from a port on 127.0.0.1 to a target,
 // and plays network faults: Pause stops forwarding in both directions while
 // keeping every socket open (a black hole, as a pulled cable looks to both
-// ends until their heartbeats notice), Resume forwards again (what was held
-// back arrives, as after a healed partition), Cut closes every connection.
+// ends until their heartbeats notice), PauseUpstream and PauseDownstream
+// stop one direction alone, Resume forwards again (what was held back
+// arrives, as after a healed partition), Cut closes every connection.
 type tcpProxy struct {
 	ln     net.Listener
 	target string
@@ -23,12 +24,14 @@ type tcpProxy struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the accept loop and one goroutine per link and direction
 
-	mu       sync.Mutex    // guards forward, upstream, links, accepted and closed
-	forward  chan struct{} // closed while forwarding; open while paused
-	upstream chan struct{} // the same for the client-to-target direction alone
-	links    map[*proxyLink]struct{}
-	accepted int // connections accepted so far
-	closed   bool
+	mu         sync.Mutex    // guards forward, upstream, downstream, readBuffer, links, accepted and closed
+	forward    chan struct{} // closed while forwarding; open while paused
+	upstream   chan struct{} // the same for the client-to-target direction alone
+	downstream chan struct{} // the same for the target-to-client direction alone
+	readBuffer int           // receive buffer of the proxy's sockets; 0 leaves the system's
+	links      map[*proxyLink]struct{}
+	accepted   int // connections accepted so far
+	closed     bool
 }
 
 // A proxyLink is one client connection and its connection to the target.
@@ -49,18 +52,20 @@ func newTCPProxy(t testing.TB, target string) *tcpProxy {
 	if err != nil {
 		t.Fatalf("net.Listen = %v", err)
 	}
-	forward, upstream := make(chan struct{}), make(chan struct{})
+	forward, upstream, downstream := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	close(forward)
 	close(upstream)
+	close(downstream)
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &tcpProxy{
-		ln:       ln,
-		target:   target,
-		ctx:      ctx,
-		cancel:   cancel,
-		forward:  forward,
-		upstream: upstream,
-		links:    make(map[*proxyLink]struct{}),
+		ln:         ln,
+		target:     target,
+		ctx:        ctx,
+		cancel:     cancel,
+		forward:    forward,
+		upstream:   upstream,
+		downstream: downstream,
+		links:      make(map[*proxyLink]struct{}),
 	}
 	p.wg.Add(1)
 	go p.accept()
@@ -101,16 +106,61 @@ func (p *tcpProxy) PauseUpstream() {
 	}
 }
 
-// Resume forwards again after Pause or PauseUpstream.
+// PauseDownstream stops forwarding from the target to clients only: what
+// the target sends is held back, while what clients write still arrives.
+func (p *tcpProxy) PauseDownstream() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.downstream:
+		p.downstream = make(chan struct{})
+	default:
+	}
+}
+
+// ResumeDownstream forwards from the target to clients again, while any
+// Pause or PauseUpstream still holds the other direction.
+func (p *tcpProxy) ResumeDownstream() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.downstream:
+	default:
+		close(p.downstream)
+	}
+}
+
+// Resume forwards again after Pause, PauseUpstream or PauseDownstream.
 func (p *tcpProxy) Resume() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, c := range []chan struct{}{p.forward, p.upstream} {
+	for _, c := range []chan struct{}{p.forward, p.upstream, p.downstream} {
 		select {
 		case <-c:
 		default:
 			close(c)
 		}
+	}
+}
+
+// SetReadBuffer sets the receive buffer (SO_RCVBUF) of the sockets of
+// connections the proxy accepts or dials from now on, so that a paused
+// direction holds back little: a writer at the other end blocks once its
+// own send buffer and this one are full, instead of once the kernel's
+// autotuned buffers (megabytes on loopback) are.
+func (p *tcpProxy) SetReadBuffer(bytes int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.readBuffer = bytes
+}
+
+// setReadBuffer applies SetReadBuffer to c.
+func (p *tcpProxy) setReadBuffer(c net.Conn) {
+	p.mu.Lock()
+	n := p.readBuffer
+	p.mu.Unlock()
+	if tc, ok := c.(*net.TCPConn); ok && n > 0 {
+		_ = tc.SetReadBuffer(n) // best effort: a larger buffer only weakens a stall
 	}
 }
 
@@ -162,6 +212,7 @@ func (p *tcpProxy) accept() {
 		if err != nil {
 			return // closed; Accept on loopback fails for nothing else here
 		}
+		p.setReadBuffer(c)
 		l := &proxyLink{client: c, cut: make(chan struct{})}
 		p.mu.Lock()
 		if p.closed {
@@ -190,6 +241,7 @@ func (p *tcpProxy) serve(l *proxyLink) {
 		p.drop(l)
 		return
 	}
+	p.setReadBuffer(server)
 	p.wg.Add(2)
 	go p.pump(l, server, l.client, true)
 	go p.pump(l, l.client, server, false)
@@ -208,7 +260,7 @@ func (p *tcpProxy) pump(l *proxyLink, dst, src net.Conn, up bool) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			// A Pause during the Read holds back what it read.
-			if !p.waitForward(l) || (up && !p.waitUpstream(l)) {
+			if !p.waitForward(l) || !p.waitDirection(l, up) {
 				return
 			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
@@ -242,13 +294,17 @@ func (p *tcpProxy) waitForward(l *proxyLink) bool {
 	}
 }
 
-// waitUpstream blocks while PauseUpstream holds, like waitForward.
-func (p *tcpProxy) waitUpstream(l *proxyLink) bool {
+// waitDirection blocks while PauseUpstream (up) or PauseDownstream (!up)
+// holds, like waitForward.
+func (p *tcpProxy) waitDirection(l *proxyLink, up bool) bool {
 	p.mu.Lock()
-	upstream := p.upstream
+	dir := p.downstream
+	if up {
+		dir = p.upstream
+	}
 	p.mu.Unlock()
 	select {
-	case <-upstream:
+	case <-dir:
 		return true
 	case <-l.cut:
 		return false

@@ -56,17 +56,9 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if method != "" && !strings.Contains(method, ".") {
 		return usageError(stderr, cmd, fmt.Sprintf("method %q is not SERVICE.METHOD", method))
 	}
-	var arg []byte
-	switch {
-	case len(rest) == 3:
-		arg = []byte(rest[2])
-	case stdin == nil:
-		return usageError(stderr, cmd, "no JSON argument: give it after SERVICE.METHOD, or pipe it on stdin")
-	default:
-		var err error
-		if arg, err = io.ReadAll(io.LimitReader(stdin, amqprpc.DefaultMaxBodySize+1)); err != nil {
-			return usageError(stderr, cmd, "reading the JSON argument from stdin: "+err.Error())
-		}
+	arg, problem := readArgument(rest, stdin)
+	if problem != "" {
+		return usageError(stderr, cmd, problem)
 	}
 	value, problem := argument(arg, *text)
 	if problem != "" {
@@ -92,6 +84,21 @@ func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s\n", printable(reply))
 	return exitOK
+}
+
+// readArgument returns the JSON argument: the third of rest, or stdin.
+func readArgument(rest []string, stdin io.Reader) ([]byte, string) {
+	switch {
+	case len(rest) == 3:
+		return []byte(rest[2]), ""
+	case stdin == nil:
+		return nil, "no JSON argument: give it after SERVICE.METHOD, or pipe it on stdin"
+	}
+	arg, err := io.ReadAll(io.LimitReader(stdin, amqprpc.DefaultMaxBodySize+1))
+	if err != nil {
+		return nil, "reading the JSON argument from stdin: " + err.Error()
+	}
+	return arg, ""
 }
 
 // argument checks the JSON argument and returns the value to send: the
