@@ -51,7 +51,7 @@ func NewClientCodec(conn *amqp.Connection, queue string, opts ...ClientOption) (
 // (held.go), and the replies checked and handed to net/rpc (replies.go).
 // This file publishes requests and takes the transport's reports.
 type clientCodec struct {
-	t        *transport.Client
+	t        requestTransport
 	queue    string
 	ids      correlationIDs
 	enc      codec.Encoding
@@ -85,6 +85,27 @@ func newClientCodec(conn *amqp.Connection, url, queue string, opts []ClientOptio
 	if err := checkQueueName(queue); err != nil {
 		return nil, err
 	}
+	c := newCodec(queue, o)
+	cfg := transport.ClientConfig{Config: o.transport(conn, url), DirectReplyTo: o.directReplyTo}
+	t, err := transport.NewClient(cfg, c)
+	if err != nil {
+		return nil, err
+	}
+	c.start(t)
+	t.Start()
+	return c, nil
+}
+
+// requestTransport is what the client codec needs of a *transport.Client;
+// unit tests give it a fake.
+type requestTransport interface {
+	Publish(queue string, msg *amqp.Publishing) (gen uint64, err error)
+	InspectQueue(queue string, wait time.Duration) (transport.QueueState, error)
+	Close() error
+}
+
+// newCodec makes a client codec for queue, not yet started.
+func newCodec(queue string, o *clientOptions) *clientCodec {
 	c := &clientCodec{
 		queue:    queue,
 		ids:      newCorrelationIDs(),
@@ -100,13 +121,13 @@ func newClientCodec(conn *amqp.Connection, url, queue string, opts []ClientOptio
 	if c.timeout > 0 {
 		c.expires = strconv.FormatInt(c.timeout.Milliseconds(), 10)
 	}
-	cfg := transport.ClientConfig{Config: o.transport(conn, url), DirectReplyTo: o.directReplyTo}
-	if c.t, err = transport.NewClient(cfg, c); err != nil {
-		return nil, err
-	}
+	return c
+}
+
+// start gives the codec its transport and starts its deadline goroutine.
+func (c *clientCodec) start(t requestTransport) {
+	c.t = t
 	c.deadline.start(c)
-	c.t.Start()
-	return c, nil
 }
 
 // WriteRequest publishes one request. It never waits for the broker: while
