@@ -59,8 +59,9 @@ type clientCodec struct {
 	timeout  time.Duration
 	expires  string // the timeout in milliseconds, for the expiration property
 	confirms bool
-	slots    chan struct{} // one token per call in flight, with WithMaxInFlight; else nil
-	buf      []byte        // request encoding buffer; net/rpc serializes WriteRequest
+	slots    chan struct{}   // one token per call in flight, with WithMaxInFlight; else nil
+	buf      []byte          // request encoding buffer; net/rpc serializes WriteRequest
+	msg      amqp.Publishing // the request being written, reused likewise
 
 	// mu guards calls (and each call's gen, msg and confirmed), lostGen,
 	// readies and closed. It is never held across a publish.
@@ -154,11 +155,15 @@ func (c *clientCodec) writeRequest(r *rpc.Request, args any, start time.Time) er
 	if len(body) > c.replies.maxBody {
 		return failure(ErrBodyTooLarge, "%s request of %d bytes, limit %d", r.ServiceMethod, len(body), c.replies.maxBody)
 	}
-	msg := &amqp.Publishing{
-		CorrelationId: c.ids.format(r.Seq),
+	id := c.ids.format(r.Seq)
+	// The message is reused: Publish does not keep it, and a request held
+	// for later is copied (keep).
+	msg := &c.msg
+	*msg = amqp.Publishing{
+		CorrelationId: id,
 		Type:          r.ServiceMethod,
 		ContentType:   c.enc.ContentType(),
-		MessageId:     uuid.NewString(),
+		MessageId:     id, // unique too, and the same on every delivery
 		Expiration:    c.expires,
 		Body:          body,
 	}
@@ -331,15 +336,16 @@ func lostFailure(err error, method string) *callError {
 	return f
 }
 
-// correlationIDs names calls: a random prefix per client, then the
-// sequence. The prefix makes a reply hard to forge for anyone who learns
-// the reply queue's name: a reply with an id the client did not give out is
-// dropped, where one that decodes into the wrong type would end the
-// *rpc.Client.
+// correlationIDs names calls: a random prefix per client (a version 4
+// UUID's 122 random bits, in hex), then the sequence. The prefix makes a reply hard to forge for
+// anyone who learns the reply queue's name: a reply with an id the client
+// did not give out is dropped, where one that decodes into the wrong type
+// would end the *rpc.Client. It also makes the id unique across clients,
+// so that it serves as the request's message_id.
 type correlationIDs struct{ prefix string } // ends with '.'
 
 func newCorrelationIDs() correlationIDs {
-	return correlationIDs{prefix: strings.ReplaceAll(uuid.NewString(), "-", "")[:12] + "."}
+	return correlationIDs{prefix: strings.ReplaceAll(uuid.NewString(), "-", "") + "."}
 }
 
 func (ids correlationIDs) format(seq uint64) string {

@@ -21,8 +21,8 @@ package amqprpc
 // Callers leave it zero. Its fields are never read from the body: JSON skips
 // them, and the server overwrites whatever a gob body carried.
 type Delivery struct {
-	// MessageID is the request's message_id property: a UUID from Go
-	// callers, the same on every delivery of one request.
+	// MessageID is the request's message_id property: unique per request
+	// from Go callers, and the same on every delivery of one request.
 	MessageID string `json:"-"`
 	// Redelivered is set when the broker has delivered this request before,
 	// to this server or another, without it being acknowledged.
