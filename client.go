@@ -2,6 +2,7 @@ package amqprpc
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/rpc"
@@ -74,6 +75,8 @@ type clientCodec struct {
 	replies  replyReader // owned by the rpc.Client's reading goroutine
 	deadline deadlines
 	flushing sync.Mutex // held by SessionReady while it publishes held requests
+
+	hooks clientHooks // WithClientHook (hooks.go)
 }
 
 func newClientCodec(conn *amqp.Connection, url, queue string, opts []ClientOption) (*clientCodec, error) {
@@ -91,6 +94,7 @@ func newClientCodec(conn *amqp.Connection, url, queue string, opts []ClientOptio
 		timeout:  o.callTimeout,
 		confirms: o.confirms,
 		inbox:    inbox{wake: make(chan struct{}, 1)},
+		hooks:    clientHooks{queue: queue, list: o.hooks},
 	}
 	c.replies = replyReader{bodies: &c.bodies, maxBody: o.maxBody}
 	if o.maxInFlight > 0 {
@@ -113,17 +117,23 @@ func newClientCodec(conn *amqp.Connection, url, queue string, opts []ClientOptio
 // reconnect, and its deadline still runs.
 func (c *clientCodec) WriteRequest(r *rpc.Request, args any) error {
 	start := time.Now()
-	if err := c.acquire(r.ServiceMethod); err != nil {
+	out, args, err := c.prepare(r, args, start) // a call made by Call; the hooks (call.go)
+	if err != nil {
 		return err
 	}
-	err := c.writeRequest(r, args, start)
+	if err := c.acquire(out.ctx, r.ServiceMethod); err != nil {
+		c.hooks.end(r.Seq, err)
+		return err
+	}
+	err = c.writeRequest(r, args, start, &out)
 	if err != nil {
 		c.release(1)
+		c.hooks.end(r.Seq, err)
 	}
 	return err
 }
 
-func (c *clientCodec) writeRequest(r *rpc.Request, args any, start time.Time) error {
+func (c *clientCodec) writeRequest(r *rpc.Request, args any, start time.Time, out *outgoing) error {
 	body, err := c.bodies.Marshal(c.buf[:0], c.enc, args)
 	if err != nil {
 		return fmt.Errorf("amqprpc: %s: %w", r.ServiceMethod, err)
@@ -136,18 +146,24 @@ func (c *clientCodec) writeRequest(r *rpc.Request, args any, start time.Time) er
 		CorrelationId: c.ids.format(r.Seq),
 		Type:          r.ServiceMethod,
 		ContentType:   c.enc.ContentType(),
-		MessageId:     uuid.NewString(),
+		MessageId:     out.messageID,
 		Expiration:    c.expires,
+		Headers:       out.headers,
 		Body:          body,
 	}
 	cl := &call{seq: r.Seq, method: r.ServiceMethod}
 	if c.timeout > 0 {
 		cl.deadline = start.Add(c.timeout)
 	}
+	out.expire(cl, msg) // the deadline of Call's context, if earlier
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return ErrClosed
+	}
+	if !out.ca.bind(c, r.Seq) {
+		c.mu.Unlock()
+		return contextError(r.ServiceMethod, out.ctx.Err()) // Call has returned
 	}
 	c.calls.add(cl)
 	c.deadline.arm(cl.deadline)
@@ -173,8 +189,8 @@ func (c *clientCodec) writeRequest(r *rpc.Request, args any, start time.Time) er
 }
 
 // acquire takes a slot for a call, with WithMaxInFlight, waiting within the
-// call timeout for one to free up.
-func (c *clientCodec) acquire(method string) error {
+// call timeout, and until ctx ends, for one to free up.
+func (c *clientCodec) acquire(ctx context.Context, method string) error {
 	if c.slots == nil {
 		return nil
 	}
@@ -192,6 +208,8 @@ func (c *clientCodec) acquire(method string) error {
 		case <-t.C:
 		case <-c.deadline.done:
 			return ErrClosed
+		case <-ctx.Done():
+			return contextError(method, ctx.Err())
 		}
 	}
 	return failure(ErrTooManyCalls, "%s: %d calls already in flight", method, cap(c.slots))
@@ -222,6 +240,7 @@ func (c *clientCodec) Close() error {
 	c.mu.Unlock()
 	c.deadline.stop()
 	c.inbox.close()
+	c.hooks.endAll()
 	return c.t.Close()
 }
 
