@@ -39,9 +39,9 @@ type CallInfo struct {
 // CallEnd is called once when a call ends, with how long it took and how
 // it ended: nil, or the error the caller sees (on the server, the error
 // its caller gets: the service's error or the codec's refusal as an
-// [rpc.ServerError], or a failure to publish the reply). On the client it
-// runs on the goroutine that reads replies, which it holds up: it must be
-// quick.
+// [rpc.ServerError], or a failure to publish the reply). It usually runs
+// on the goroutine that reads replies (on the client) or publishes them
+// (on the server), and holds up the calls behind it: it must be quick.
 type CallEnd func(elapsed time.Duration, err error)
 
 // ClientHook is called once for each call a client makes, before its
