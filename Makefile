@@ -11,9 +11,10 @@ GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 FUZZTIME ?= 10s
 
-# Every Go module in the repository: the library, and the bench program
-# (its own module, for gonum/plot).
-MODULES := . examples/bench
+# Every Go module in the repository: the library, the bench program (its
+# own module, for gonum/plot) and the OpenTelemetry instrumentation (its own
+# module, so that the library does not require OpenTelemetry).
+MODULES := . examples/bench otelamqprpc
 
 # Checkers run through `go run` at pinned versions, so that a machine needs
 # only Go: the module proxy supplies them on first use, the build cache keeps
@@ -23,7 +24,7 @@ ACTIONLINT_VERSION := v1.7.12
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 ACTIONLINT := $(GO) run github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
-.PHONY: test lint demo demo-arith demo-order broker interop-deps vet staticcheck tidy-check actionlint fuzz soak bench reliability
+.PHONY: test lint demo demo-arith demo-order broker interop-deps vet staticcheck tidy-check actionlint fuzz soak bench bench-tracing reliability
 
 broker:
 	@scripts/ensure-broker.sh
@@ -56,6 +57,7 @@ actionlint:
 
 test: lint broker interop-deps
 	$(GO) test -race -count=1 -timeout 15m ./...
+	cd otelamqprpc && $(GO) test -race -count=1 -timeout 10m ./...
 	$(MAKE) --no-print-directory fuzz
 
 fuzz:
@@ -95,3 +97,8 @@ soak: broker
 # (about 3.5 min).
 bench: broker
 	cd examples/bench && $(GO) run . -out ../../docs/bench.md
+
+# What tracing costs: calls with tracing off and on (otelamqprpc), side by
+# side in one run (about 1 min).
+bench-tracing: broker
+	cd otelamqprpc && $(GO) test -run '^$$' -bench '^BenchmarkCall$$' -v .

@@ -12,6 +12,9 @@ type call struct {
 	seq      uint64
 	method   string
 	deadline time.Time // zero when the call never times out
+	// expireAt is when the request expires in the queue: deadline, or the
+	// deadline of Call's context when that is earlier.
+	expireAt time.Time
 	// gen is the transport session that carried the request; 0 while the
 	// request waits for a connection.
 	gen uint64

@@ -2,6 +2,7 @@ package amqprpc
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net/rpc"
@@ -76,6 +77,8 @@ type clientCodec struct {
 	replies  replyReader // owned by the rpc.Client's reading goroutine
 	deadline deadlines
 	flushing sync.Mutex // held by SessionReady while it publishes held requests
+
+	hooks clientHooks // WithClientHook (hooks.go)
 }
 
 func newClientCodec(conn *amqp.Connection, url, queue string, opts []ClientOption) (*clientCodec, error) {
@@ -114,6 +117,7 @@ func newCodec(queue string, o *clientOptions) *clientCodec {
 		timeout:  o.callTimeout,
 		confirms: o.confirms,
 		inbox:    inbox{wake: make(chan struct{}, 1)},
+		hooks:    clientHooks{queue: queue, list: o.hooks},
 	}
 	c.replies = replyReader{bodies: &c.bodies, maxBody: o.maxBody}
 	if o.maxInFlight > 0 {
@@ -136,17 +140,23 @@ func (c *clientCodec) start(t requestTransport) {
 // reconnect, and its deadline still runs.
 func (c *clientCodec) WriteRequest(r *rpc.Request, args any) error {
 	start := time.Now()
-	if err := c.acquire(r.ServiceMethod); err != nil {
+	out, args, err := c.prepare(r, args, start) // a call made by Call; the hooks (call.go)
+	if err != nil {
 		return err
 	}
-	err := c.writeRequest(r, args, start)
+	if err := c.acquire(out.ctx, r.ServiceMethod); err != nil {
+		c.hooks.end(r.Seq, err)
+		return err
+	}
+	err = c.writeRequest(r, args, start, &out)
 	if err != nil {
 		c.release(1)
+		c.hooks.end(r.Seq, err)
 	}
 	return err
 }
 
-func (c *clientCodec) writeRequest(r *rpc.Request, args any, start time.Time) error {
+func (c *clientCodec) writeRequest(r *rpc.Request, args any, start time.Time, out *outgoing) error {
 	body, err := c.bodies.Marshal(c.buf[:0], c.enc, args)
 	if err != nil {
 		return fmt.Errorf("amqprpc: %s: %w", r.ServiceMethod, err)
@@ -155,7 +165,7 @@ func (c *clientCodec) writeRequest(r *rpc.Request, args any, start time.Time) er
 	if len(body) > c.replies.maxBody {
 		return failure(ErrBodyTooLarge, "%s request of %d bytes, limit %d", r.ServiceMethod, len(body), c.replies.maxBody)
 	}
-	id := c.ids.format(r.Seq)
+	id := out.messageID // the correlation id
 	// The message is reused: Publish does not keep it, and a request held
 	// for later is copied (keep).
 	msg := &c.msg
@@ -165,16 +175,22 @@ func (c *clientCodec) writeRequest(r *rpc.Request, args any, start time.Time) er
 		ContentType:   c.enc.ContentType(),
 		MessageId:     id, // unique too, and the same on every delivery
 		Expiration:    c.expires,
+		Headers:       out.headers,
 		Body:          body,
 	}
 	cl := &call{seq: r.Seq, method: r.ServiceMethod, publishing: true}
 	if c.timeout > 0 {
 		cl.deadline = start.Add(c.timeout)
 	}
+	out.expire(cl, msg) // the deadline of Call's context, if earlier
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return ErrClosed
+	}
+	if !out.ca.bind(c, r.Seq) {
+		c.mu.Unlock()
+		return contextError(r.ServiceMethod, out.ctx.Err()) // Call has returned
 	}
 	c.calls.add(cl)
 	c.deadline.arm(cl.deadline)
@@ -201,8 +217,8 @@ func (c *clientCodec) writeRequest(r *rpc.Request, args any, start time.Time) er
 }
 
 // acquire takes a slot for a call, with WithMaxInFlight, waiting within the
-// call timeout for one to free up.
-func (c *clientCodec) acquire(method string) error {
+// call timeout, and until ctx ends, for one to free up.
+func (c *clientCodec) acquire(ctx context.Context, method string) error {
 	if c.slots == nil {
 		return nil
 	}
@@ -220,6 +236,8 @@ func (c *clientCodec) acquire(method string) error {
 		case <-t.C:
 		case <-c.deadline.done:
 			return ErrClosed
+		case <-ctx.Done():
+			return contextError(method, ctx.Err())
 		}
 	}
 	return failure(ErrTooManyCalls, "%s: %d calls already in flight", method, cap(c.slots))
@@ -250,6 +268,7 @@ func (c *clientCodec) Close() error {
 	c.mu.Unlock()
 	c.deadline.stop()
 	c.inbox.close()
+	c.hooks.endAll()
 	return c.t.Close()
 }
 

@@ -1,5 +1,7 @@
 package amqprpc
 
+import "context"
+
 // Delivery tells a service about the AMQP message its request arrived in.
 // Embed it in a method's argument type and the server fills it in after
 // decoding the body and before calling the method:
@@ -27,6 +29,8 @@ type Delivery struct {
 	// Redelivered is set when the broker has delivered this request before,
 	// to this server or another, without it being acknowledged.
 	Redelivered bool `json:"-"`
+
+	ctx context.Context // the request's; see Context (context.go)
 }
 
 // setDelivery is how the server codec finds an embedded Delivery. An

@@ -56,5 +56,12 @@ client usable: a timeout ([WithCallTimeout]), a request the broker returned
 because its queue does not exist, a lost connection, a malformed reply.
 [Cause] turns such an error back into one that errors.Is matches against the
 sentinels, such as [ErrTimeout] and [ErrNoQueue].
+
+[Call] is client.Call with a context: it returns when the context ends,
+and the request carries the context's deadline to the server, where a
+service whose argument embeds [Delivery] gets it from [Delivery.Context]
+and passes it on to its own calls. Hooks on each side ([WithClientHook],
+[WithServerHook], [WithHooks]) see every call as it begins and ends, with
+its headers: the module otelamqprpc builds OpenTelemetry tracing on them.
 */
 package amqprpc

@@ -110,11 +110,11 @@ func (c *clientCodec) republish(cl *call) {
 		c.mu.Unlock()
 		return // answered, failed or published since
 	}
-	if !cl.deadline.IsZero() {
-		left := time.Until(cl.deadline).Milliseconds()
+	if !cl.expireAt.IsZero() {
+		left := time.Until(cl.expireAt).Milliseconds()
 		if left < 1 {
 			c.mu.Unlock()
-			return // its deadline fails it
+			return // its deadline, or Call's context, fails it
 		}
 		msg.Expiration = strconv.FormatInt(left, 10)
 	}

@@ -55,6 +55,7 @@ type clientOptions struct {
 	directReplyTo bool
 	callTimeout   time.Duration
 	maxInFlight   int
+	hooks         []ClientHook // WithClientHook, WithHooks (hooks.go)
 }
 
 type serverOptions struct {
@@ -65,6 +66,7 @@ type serverOptions struct {
 	quorum        bool
 	queueExpiry   time.Duration
 	ready         func()
+	hooks         []ServerHook // WithServerHook, WithHooks (hooks.go)
 }
 
 // both is an option of either side; client and server, of one side.
@@ -107,6 +109,8 @@ func newClientOptions(opts []ClientOption) (*clientOptions, error) {
 		return nil, fmt.Errorf("amqprpc: WithCallTimeout(%v): want at least 1ms, the unit of AMQP expiration", o.callTimeout)
 	case o.maxInFlight < 0:
 		return nil, fmt.Errorf("amqprpc: WithMaxInFlight(%d): want 0 (no limit) or more", o.maxInFlight)
+	case hasNil(o.hooks):
+		return nil, errors.New("amqprpc: WithClientHook(nil): want a hook")
 	}
 	return o, o.check()
 }
@@ -126,6 +130,8 @@ func newServerOptions(opts []ServerOption) (*serverOptions, error) {
 		return nil, fmt.Errorf("amqprpc: WithQueueExpiry(%v): want at least 1ms", o.queueExpiry)
 	case o.quorum && o.transient:
 		return nil, errors.New("amqprpc: WithQuorumQueue and WithTransientQueue: quorum queues are always durable")
+	case hasNil(o.hooks):
+		return nil, errors.New("amqprpc: WithServerHook(nil): want a hook")
 	}
 	return o, o.check()
 }

@@ -192,9 +192,12 @@ func (c *clientCodec) ReadResponseHeader(r *rpc.Response) error {
 // to be one well-formed value, so an error here means a well-formed value
 // that does not fit x: the caller and the service disagree on the reply
 // type, which net/rpc treats as fatal to the client.
-func (c *clientCodec) ReadResponseBody(x any) error {
+func (c *clientCodec) ReadResponseBody(x any) (err error) {
 	cur := &c.replies.cur
 	defer func() { *cur = checkedReply{} }()
+	if c.hooks.active() {
+		defer c.hooks.endReply(cur.seq, cur.errText, &err) // hooks.go
+	}
 	if x == nil || cur.errText != "" {
 		return nil
 	}

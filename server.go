@@ -77,6 +77,8 @@ type serverCodec struct {
 	poison    *poisonGuard
 	cur       *inbound // owned by ServeCodec's reading goroutine
 	closeOnce sync.Once
+
+	hooks serverHooks // WithServerHook (hooks.go)
 }
 
 // inbound is a request taken from the queue.
@@ -85,6 +87,7 @@ type inbound struct {
 	seq    uint64 // 0 for a request refused before it reached net/rpc
 	enc    codec.Encoding
 	method string
+	rc     *requestContext // the caller's deadline and the hooks (hooks.go); nil without
 }
 
 func newServerCodec(conn *amqp.Connection, url, queue string, opts []ServerOption) (*serverCodec, *serverOptions, error) {
@@ -113,6 +116,7 @@ func newServerCodec(conn *amqp.Connection, url, queue string, opts []ServerOptio
 		log:           o.logger,
 		pending:       make(map[uint64]*inbound),
 		poison:        poison,
+		hooks:         serverHooks{queue: queue, list: o.hooks},
 	}
 	c.out.start(c.reply, c.ackAnswered)
 	return c, o, nil
@@ -135,6 +139,7 @@ func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 			continue
 		}
 		in, refusal := c.accept(req)
+		c.hooks.begin(in)
 		if refusal != "" {
 			if !c.out.put(outbound{in: in, errText: refusal}) {
 				_ = c.t.Reject(&in.req, true) // closed meanwhile
@@ -199,6 +204,11 @@ func (c *serverCodec) ReadRequestBody(x any) error {
 	if d, ok := x.(deliveryReceiver); ok {
 		d.setDelivery(in.req.MessageId, in.req.Redelivered)
 	}
+	if in.rc != nil {
+		if d, ok := x.(contextReceiver); ok {
+			d.setContext(in.rc.ctx) // context.go
+		}
+	}
 	return nil
 }
 
@@ -246,9 +256,11 @@ func (c *serverCodec) reply(o outbound, buf *[]byte) {
 	if risky(in.req.ReplyTo) {
 		c.poison.replied(&in.req.Delivery)
 	}
-	if err := c.t.Respond(&in.req, &msg); err != nil {
+	err := c.t.Respond(&in.req, &msg)
+	if err != nil {
 		c.log.Warn("amqprpc: reply not sent; the broker will redeliver the request", "method", fmt.Sprintf("%.64s", in.method), "err", err)
 	}
+	in.rc.finish(o.errText, err) // hooks.go
 }
 
 // ackAnswered acknowledges the requests whose replies are published, on

@@ -65,7 +65,9 @@ func run(ctx context.Context, url string, q services.Queues) error {
 
 	fmt.Printf("customer: one %s, please\n", services.ScallionWithTofu)
 	var dish services.Dish
-	if err := customer.Call("Chef.Cook", &services.DishArgs{Name: services.ScallionWithTofu}, &dish); err != nil {
+	// amqprpc.Call, unlike customer.Call, gives up when ctx ends (Ctrl-C),
+	// and the chef gets ctx's deadline and trace, if any.
+	if err := amqprpc.Call(ctx, customer, "Chef.Cook", &services.DishArgs{Name: services.ScallionWithTofu}, &dish); err != nil {
 		return err
 	}
 	for i, s := range dish.Steps {
@@ -75,7 +77,7 @@ func run(ctx context.Context, url string, q services.Queues) error {
 
 	// The chef's error reaches the customer as rpc.ServerError.
 	fmt.Println("customer: one mapo tofu, please")
-	err = customer.Call("Chef.Cook", &services.DishArgs{Name: "mapo tofu"}, &dish)
+	err = amqprpc.Call(ctx, customer, "Chef.Cook", &services.DishArgs{Name: "mapo tofu"}, &dish)
 	fmt.Printf("  error %q\n", err)
 	return ctx.Err()
 }

@@ -68,9 +68,12 @@ func (*Cutter) Cut(args *CutArgs, step *Step) error {
 	return nil
 }
 
-// DishArgs names the dish to make.
+// DishArgs names the dish to make. Its Delivery gives the chef the
+// request's context, with the customer's deadline (and trace, when tracing
+// is on), which he passes on to his helpers.
 type DishArgs struct {
 	Name string
+	amqprpc.Delivery
 }
 
 // Dish is a finished dish and the steps that made it, in order.
@@ -113,9 +116,11 @@ func (c *Chef) Cook(args *DishArgs, dish *Dish) error {
 		return fmt.Errorf("chef: no recipe for %q", args.Name)
 	}
 	// Washing and cutting do not depend on each other: both calls go out at
-	// once, and the chef waits for the two.
-	wash := c.prepCook.Go("PrepCook.Wash", &WashArgs{Ingredient: "scallions"}, new(Step), nil)
-	cut := c.cutter.Go("Cutter.Cut", &CutArgs{Ingredient: "tofu", Shape: "cubes"}, new(Step), nil)
+	// once, within the customer's deadline and trace, and the chef waits
+	// for the two.
+	ctx := args.Context()
+	wash := goCall(ctx, c.prepCook, "PrepCook.Wash", &WashArgs{Ingredient: "scallions"}, new(Step))
+	cut := goCall(ctx, c.cutter, "Cutter.Cut", &CutArgs{Ingredient: "tofu", Shape: "cubes"}, new(Step))
 	<-wash.Done
 	<-cut.Done
 	if err := errors.Join(failed("prep cook", wash), failed("cutter", cut)); err != nil {
@@ -128,6 +133,17 @@ func (c *Chef) Cook(args *DishArgs, dish *Dish) error {
 		{By: "chef", Did: "stir-fried it all and plated the dish"},
 	}}
 	return nil
+}
+
+// goCall runs [amqprpc.Call] in the background and returns the call, as
+// client.Go does for a call without a context.
+func goCall(ctx context.Context, client *rpc.Client, method string, args, reply any) *rpc.Call {
+	call := &rpc.Call{ServiceMethod: method, Args: args, Reply: reply, Done: make(chan *rpc.Call, 1)}
+	go func() {
+		call.Error = amqprpc.Call(ctx, client, method, args, reply)
+		call.Done <- call
+	}()
+	return call
 }
 
 // failed returns the call's error, saying who failed, or nil.

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/rpc"
 	"strings"
+
+	"github.com/amqprpc/amqprpc"
 )
 
 // DemoCatalog returns the products the demo's Inventory starts with.
@@ -70,7 +72,7 @@ func RunDemo(ctx context.Context, client *rpc.Client, run string, w io.Writer) e
 		id := d.Args.OrderID
 		fmt.Fprintf(w, "=== %s: %s\n", id, describe(&d.Args))
 		var r Receipt
-		err := client.Call("Order.Place", &d.Args, &r)
+		err := amqprpc.Call(ctx, client, "Order.Place", &d.Args, &r)
 		switch {
 		case err == nil && d.Fails == "":
 			fmt.Fprintf(w, "=== %s placed: %s paid of %s, charge %s, shipment %s\n\n", id, dollars(r.Paid), dollars(r.Total), r.ChargeID, r.ShipmentID)

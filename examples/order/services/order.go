@@ -1,6 +1,7 @@
 package services
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log"
@@ -18,6 +19,11 @@ type PlaceArgs struct {
 	Coupon  string // optional
 	Card    string
 	Address string
+
+	// Delivery gives the order service the request's context: the
+	// caller's deadline (and trace, when tracing is on), which it passes on
+	// to the services it calls.
+	amqprpc.Delivery
 }
 
 // Receipt is a placed order.
@@ -92,11 +98,18 @@ type step struct {
 // discount. When a step fails, Place undoes every step that ran, and fails
 // with the reason. Since every step is keyed by the order id, Place too can
 // run twice for one order: the second run finds the work done, or undone.
+//
+// Every call carries the request's context, so the caller's deadline bounds
+// the steps, and one trace runs through them. The undo steps keep its trace
+// but not its deadline (context.WithoutCancel): an order that ran out of
+// time must still be undone.
 func (o *Order) Place(args *PlaceArgs, receipt *Receipt) error {
 	id := args.OrderID
 	if id == "" || len(args.Items) == 0 {
 		return errors.New("an order needs an id and items")
 	}
+	ctx := args.Context()
+	undoCtx := context.WithoutCancel(ctx)
 	ref := &OrderRef{OrderID: id}
 	var ran []*step // what to undo should the order fail
 
@@ -104,15 +117,15 @@ func (o *Order) Place(args *PlaceArgs, receipt *Receipt) error {
 	var disc Discount
 	round := []*step{{
 		service: "inventory",
-		call:    o.inventory.Go("Inventory.Reserve", &ReserveArgs{OrderID: id, Items: args.Items}, &res, nil),
-		undo:    func() *rpc.Call { return o.inventory.Go("Inventory.Release", ref, new(bool), nil) },
+		call:    goCall(ctx, o.inventory, "Inventory.Reserve", &ReserveArgs{OrderID: id, Items: args.Items}, &res),
+		undo:    func() *rpc.Call { return goCall(undoCtx, o.inventory, "Inventory.Release", ref, new(bool)) },
 	}}
 	if args.Coupon != "" {
 		redeem := &RedeemArgs{OrderID: id, Code: args.Coupon}
 		round = append(round, &step{
 			service: "coupon",
-			call:    o.coupon.Go("Coupon.Redeem", redeem, &disc, nil),
-			undo:    func() *rpc.Call { return o.coupon.Go("Coupon.Unredeem", redeem, new(bool), nil) },
+			call:    goCall(ctx, o.coupon, "Coupon.Redeem", redeem, &disc),
+			undo:    func() *rpc.Call { return goCall(undoCtx, o.coupon, "Coupon.Unredeem", redeem, new(bool)) },
 		})
 	}
 	o.log.Printf("%s: calling %s", id, together(round))
@@ -125,12 +138,12 @@ func (o *Order) Place(args *PlaceArgs, receipt *Receipt) error {
 	var shipment Shipment
 	round = []*step{{
 		service: "payment",
-		call:    o.payment.Go("Payment.Charge", &ChargeArgs{OrderID: id, Card: args.Card, Amount: paid}, &charge, nil),
-		undo:    func() *rpc.Call { return o.payment.Go("Payment.Refund", ref, new(bool), nil) },
+		call:    goCall(ctx, o.payment, "Payment.Charge", &ChargeArgs{OrderID: id, Card: args.Card, Amount: paid}, &charge),
+		undo:    func() *rpc.Call { return goCall(undoCtx, o.payment, "Payment.Refund", ref, new(bool)) },
 	}, {
 		service: "logistics",
-		call:    o.logistics.Go("Logistics.Ship", &ShipArgs{OrderID: id, Items: args.Items, Address: args.Address}, &shipment, nil),
-		undo:    func() *rpc.Call { return o.logistics.Go("Logistics.Cancel", ref, new(bool), nil) },
+		call:    goCall(ctx, o.logistics, "Logistics.Ship", &ShipArgs{OrderID: id, Items: args.Items, Address: args.Address}, &shipment),
+		undo:    func() *rpc.Call { return goCall(undoCtx, o.logistics, "Logistics.Cancel", ref, new(bool)) },
 	}}
 	o.log.Printf("%s: calling %s", id, together(round))
 	if err := await(round, &ran); err != nil {
@@ -140,6 +153,17 @@ func (o *Order) Place(args *PlaceArgs, receipt *Receipt) error {
 	*receipt = Receipt{OrderID: id, Total: res.Total, Paid: paid, ChargeID: charge.ID, ShipmentID: shipment.ID}
 	o.log.Printf("%s: placed: paid %s (%s), shipment %s", id, dollars(paid), charge.ID, shipment.ID)
 	return nil
+}
+
+// goCall runs [amqprpc.Call] in the background and returns the call, as
+// client.Go does for a call without a context.
+func goCall(ctx context.Context, client *rpc.Client, method string, args, reply any) *rpc.Call {
+	call := &rpc.Call{ServiceMethod: method, Args: args, Reply: reply, Done: make(chan *rpc.Call, 1)}
+	go func() {
+		call.Error = amqprpc.Call(ctx, client, method, args, reply)
+		call.Done <- call
+	}()
+	return call
 }
 
 // together names the services steps call, "a", "a and b at once" or "a, b
