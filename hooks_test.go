@@ -253,7 +253,7 @@ func TestServerHookSeesRefusals(t *testing.T) {
 		return ctx, log.end(log.begin(info))
 	}))
 	_, ch := rawConn(t)
-	err := ch.Publish("", queue, false, false, amqp.Publishing{Type: "Arith.Multiply", ContentType: "text/plain", Body: []byte("6*7"), CorrelationId: "c1", MessageId: "m1"})
+	err := ch.Publish("", queue, false, false, amqp.Publishing{Type: "Arith.Multiply", ContentType: "text/html", Body: []byte("6*7"), CorrelationId: "c1", MessageId: "m1"})
 	if err != nil {
 		t.Fatal(err)
 	}
