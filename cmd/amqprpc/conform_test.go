@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -238,6 +239,26 @@ func TestConformHelp(t *testing.T) {
 				t.Errorf("amqprpc %s = exit %d, stdout %q, stderr %q; want exit 0 and %q on stdout", strings.Join(tt.args, " "), r.code, r.stdout, r.stderr, w)
 			}
 		}
+	}
+}
+
+// TestConformChecksDocumented: docs/PROTOCOL.md §9 lists every check of
+// conform server, with the sections it tests, in order.
+func TestConformChecksDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/PROTOCOL.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| `([a-z-]+)` \\| (§\\d(?:, §\\d)*) \\|")
+	var got, want []string
+	for _, m := range row.FindAllStringSubmatch(string(doc), -1) {
+		got = append(got, m[1]+" "+strings.ReplaceAll(m[2], ",", ""))
+	}
+	for _, c := range conformChecks {
+		want = append(want, c.name+" "+c.sections)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("docs/PROTOCOL.md lists the checks\n%q\nwant, as conform server runs them,\n%q", got, want)
 	}
 }
 
