@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amqprpc/amqprpc"
 	"github.com/amqprpc/amqprpc/examples/conformance/service"
 	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
@@ -106,13 +107,27 @@ func wantAllPass(t *testing.T, r conformRun) {
 	}
 }
 
-// TestConformGoServer: the conformance service served by amqprpc passes.
+// TestConformGoServer: the conformance service served by amqprpc passes,
+// with the default options, with publisher confirms (a request is
+// acknowledged only once its reply is confirmed) and on a quorum queue
+// (where the broker expires requests too).
 func TestConformGoServer(t *testing.T) {
 	url := brokertest.URL(t)
-	queue := brokertest.Queue(t, url, "conform-go")
-	srv := brokertest.Serve(t, func(ctx context.Context) error { return service.Serve(ctx, url, queue) })
-	brokertest.WaitForConsumers(t, url, queue, 1, srv)
-	wantAllPass(t, conformServerRun(t, url, queue))
+	for _, tt := range []struct {
+		name string
+		opts []amqprpc.ServerOption
+	}{
+		{"defaults", nil},
+		{"confirms", []amqprpc.ServerOption{amqprpc.WithConfirms()}},
+		{"quorum", []amqprpc.ServerOption{amqprpc.WithQuorumQueue()}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			queue := brokertest.Queue(t, url, "conform-go-"+tt.name)
+			srv := brokertest.Serve(t, func(ctx context.Context) error { return service.Serve(ctx, url, queue, tt.opts...) })
+			brokertest.WaitForConsumers(t, url, queue, 1, srv)
+			wantAllPass(t, conformServerRun(t, url, queue))
+		})
+	}
 }
 
 // serveConform runs s on queue until the test ends.
