@@ -265,9 +265,9 @@ func (k *checker) ranOnceWithoutReply(token, id string, w <-chan reply) error {
 	case err != nil:
 		return err
 	case n == 0:
-		return fmt.Errorf("Record did not run within %v (Count says 0)", k.timeout)
+		return fmt.Errorf("the Record request did not run within %v (Count says 0)", k.timeout)
 	case n > 1:
-		return fmt.Errorf("Record ran %d times; want once", n)
+		return fmt.Errorf("the Record request ran %d times; want once", n)
 	}
 	select {
 	case r := <-w:
@@ -315,7 +315,7 @@ func checkExpiredNotRun(k *checker) error {
 	deadline := time.Now().Add(2*expiredSleep + k.timeout)
 	for i, w := range sleeps {
 		if _, err := k.private.await(ids[i], w, time.Until(deadline)); err != nil {
-			return fmt.Errorf("Sleep %d of %d: %w", i+1, len(sleeps), err)
+			return fmt.Errorf("the Sleep call %d of %d: %w", i+1, len(sleeps), err)
 		}
 	}
 	if waiting == 0 {
@@ -503,11 +503,11 @@ func (k *checker) wantFailureIn(contentType, method string, body []byte, want st
 func (k *checker) count(token string) (int, error) {
 	r, err := k.private.call(request{method: "Conformance.Count", contentType: jsonContentType, body: jsonString(token)}, k.timeout)
 	if err != nil {
-		return 0, fmt.Errorf("Count: %w", err)
+		return 0, fmt.Errorf("calling Count: %w", err)
 	}
 	var n int
 	if err := wantJSON(r, &n); err != nil {
-		return 0, fmt.Errorf("Count: %w", err)
+		return 0, fmt.Errorf("calling Count: %w", err)
 	}
 	return n, nil
 }
