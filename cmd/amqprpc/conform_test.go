@@ -177,6 +177,7 @@ func TestConformBrokenServers(t *testing.T) {
 		{"no-ping", serverFaults{noPing: true}, "", []string{"ping"}},
 		{"no-default-method", serverFaults{noDefaultMethod: true}, "", []string{"type-absent", "type-empty"}},
 		{"reply-to-on-reply", serverFaults{replyToOnReply: true}, "", []string{"reply-properties"}},
+		{"trailing-newline", serverFaults{trailingNewline: true}, "", []string{"reply-properties"}},
 		{"no-prefetch-limit", serverFaults{takeAll: true}, "", []string{"expired-not-run"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,7 +42,7 @@ var conformChecks = []conformCheck{
 	{"reply-private", "§3 §4", "a reply comes to the private reply queue named in reply_to, through the default exchange, with the request's correlation_id", checkReplyPrivate},
 	{"reply-direct", "§3 §4", "a reply comes through direct reply-to (amq.rabbitmq.reply-to) with the request's correlation_id", checkReplyDirect},
 	{"correlation-id", "§1 §4", "a correlation_id of 255 bytes, with spaces, punctuation and non-ASCII UTF-8, comes back byte for byte", checkCorrelationID},
-	{"reply-properties", "§4", "a successful reply has content_type application/json, and no x-rpc-error, reply_to or expiration", checkReplyProperties},
+	{"reply-properties", "§4", "a successful reply has content_type application/json, a JSON body with no trailing newline, and no x-rpc-error, reply_to or expiration", checkReplyProperties},
 	{"error-reply", "§4", "a failed call's reply has x-rpc-error holding the error text as a string, an empty body, and content_type application/json", checkErrorReply},
 	{"error-text-whole", "§4", "an error text of exactly 3072 bytes is sent whole", checkErrorTextWhole},
 	{"error-text-cut", "§4", "a longer error text is cut to at most 3072 bytes on a UTF-8 character boundary, keeping at least its first 1024 bytes", checkErrorTextCut},
@@ -104,6 +105,8 @@ func checkReplyProperties(k *checker) error {
 		return err
 	}
 	switch {
+	case bytes.HasSuffix(r.Body, []byte("\n")):
+		return fmt.Errorf("the reply's body %q ends with a newline", r.Body)
 	case r.ReplyTo != "":
 		return fmt.Errorf("the reply has reply_to %.80q; want none", r.ReplyTo)
 	case r.Expiration != "":

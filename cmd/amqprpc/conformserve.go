@@ -133,6 +133,7 @@ type serverFaults struct {
 	noPing            bool // amqprpc.ping is just an unknown service
 	noDefaultMethod   bool // requests without a type are refused
 	replyToOnReply    bool // replies carry the request's reply_to
+	trailingNewline   bool // JSON bodies end with a newline, as Python's json.dump(s) + "\n" would
 	takeAll           bool // no prefetch limit: the server takes every request at once
 }
 
@@ -392,6 +393,9 @@ func (s *conformServer) breakReply(d *amqp.Delivery, msg *amqp.Publishing) {
 	}
 	if f.replyToOnReply {
 		msg.ReplyTo = d.ReplyTo
+	}
+	if f.trailingNewline && msg.Body != nil {
+		msg.Body = append(msg.Body, '\n')
 	}
 }
 
