@@ -5,8 +5,10 @@ package amqprpc
 // them, and the replies a foreign client gets.
 
 import (
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/assert"
@@ -84,4 +86,33 @@ func TestRawClientJSONDefaultMethod(t *testing.T) {
 	publish(amqp.Publishing{CorrelationId: "c-3", Type: "Arith.Divide", ContentType: "application/json", Body: []byte(`{"A":17,"B":5}`)})
 	d = brokertest.NextDelivery(t, replies, "struct reply")
 	assert.Equal(t, `{"Quo":3,"Rem":2}`, string(d.Body), "struct reply: body")
+}
+
+// TestTruncateUTF8: an error text over the header limit is cut on a
+// character boundary, marked with "...", and stays valid UTF-8; one within
+// it is kept whole (docs/PROTOCOL.md §4).
+func TestTruncateUTF8(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		s    string
+		keep int // bytes of s kept before "..."; -1 for s whole
+	}{
+		{"short", "divide by zero", -1},
+		{"at the limit", strings.Repeat("€", maxErrorText/3), -1},
+		{"ascii", strings.Repeat("x", maxErrorText+1), maxErrorText - 3},
+		// The cut at byte 3069 falls inside a character: back to its start.
+		{"2-byte", "xy" + strings.Repeat("é", 2000), 3068},
+		{"3-byte", "x" + strings.Repeat("€", 2000), 3067},
+		{"4-byte", "long: " + strings.Repeat("😀", 1500), 3066},
+	} {
+		got := truncateUTF8(tt.s, maxErrorText)
+		want := tt.s
+		if tt.keep >= 0 {
+			want = tt.s[:tt.keep] + "..."
+		}
+		if got != want || len(got) > maxErrorText || !utf8.ValidString(got) {
+			t.Errorf("truncateUTF8(%s, %d) = %d bytes ending %q, valid UTF-8 %v; want %d bytes ending %q",
+				tt.name, maxErrorText, len(got), got[max(0, len(got)-8):], utf8.ValidString(got), len(want), want[max(0, len(want)-8):])
+		}
+	}
 }

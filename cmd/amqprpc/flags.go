@@ -55,12 +55,18 @@ func newFlagSet(name string) *flag.FlagSet {
 
 // printHelp prints a subcommand's help, its flags and the exit statuses.
 func printHelp(fs *flag.FlagSet, help string, stdout io.Writer) {
+	printHelpWith(fs, help, exitHelp, stdout)
+}
+
+// printHelpWith prints a subcommand's help, its flags and exit, what its
+// exit statuses mean.
+func printHelpWith(fs *flag.FlagSet, help, exit string, stdout io.Writer) {
 	fmt.Fprint(stdout, help)
 	fmt.Fprintln(stdout, "\nFlags:")
 	fs.SetOutput(stdout)
 	fs.PrintDefaults()
 	fs.SetOutput(io.Discard)
-	fmt.Fprint(stdout, exitHelp)
+	fmt.Fprint(stdout, exit)
 }
 
 const exitHelp = `

@@ -3,6 +3,8 @@
 //
 //	amqprpc call [flags] QUEUE SERVICE.METHOD [JSON]
 //	amqprpc ping [flags] QUEUE
+//	amqprpc conform server [flags] QUEUE
+//	amqprpc conform client [flags] QUEUE
 //
 // call sends the JSON argument (read from stdin when it is not given) to
 // the service queue and prints the reply as JSON. ping says whether the
@@ -12,6 +14,12 @@
 // Exit status: 0 a reply; 1 the server answered with an error; 2 a usage
 // error; 3 the call failed on the way (no broker, no such queue, access
 // refused, no reply within -timeout).
+//
+// conform checks implementations of docs/PROTOCOL.md in any language:
+// conform server checks the server on a queue, which serves the
+// conformance service of PROTOCOL.md §9, and exits 0 only if every check
+// passes; conform client serves that service with the edge cases a client
+// must cope with, for a client to run its calls against.
 //
 // Install it with
 //
@@ -37,8 +45,10 @@ const usage = `amqprpc calls net/rpc services served over RabbitMQ with amqprpc.
 Usage:
   amqprpc call [flags] QUEUE SERVICE.METHOD [JSON]   call a method, print the reply as JSON
   amqprpc ping [flags] QUEUE                         check that a server answers on QUEUE
+  amqprpc conform server [flags] QUEUE               check a server in any language against the protocol
+  amqprpc conform client [flags] QUEUE               serve QUEUE with edge cases for a client to call
 
-Run amqprpc call -h or amqprpc ping -h for the flags and examples.
+Run amqprpc call -h, amqprpc ping -h or amqprpc conform -h for the flags and examples.
 The broker URL comes from -url, else $AMQP_URL, else amqp://guest:guest@localhost:5672/.
 
 Exit status: 0 a reply, 1 the server answered with an error, 2 usage error,
@@ -70,10 +80,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCall(args[1:], stdin, stdout, stderr)
 	case "ping":
 		return runPing(args[1:], stdout, stderr)
+	case "conform":
+		return runConform(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "amqprpc: unknown command %q (want call or ping; run amqprpc -h)\n", args[0])
+	fmt.Fprintf(stderr, "amqprpc: unknown command %q (want call, ping or conform; run amqprpc -h)\n", args[0])
 	return exitUsage
 }

@@ -12,6 +12,23 @@ checks against the Arith service (net/rpc's example) on the service queue:
   concurrent   50 Arith.Multiply calls published at once, then collected,
                each reply matched to its request by correlation id
 
+With --conformance it runs these checks instead, against the conformance
+service of docs/PROTOCOL.md §9 as `amqprpc conform client` serves it, which
+sends a stray reply (an unknown correlation id) before each reply and the
+reply again after it, and answers requests that arrive together last first:
+
+  echo            Conformance.Echo "hello ✓" -> "hello ✓"
+  default         no type, no content_type "no type" -> the default
+                  method, Conformance.Echo: "no type"
+  add             Conformance.Add {"A":2,"B":3} -> 5
+  error-reply     Conformance.Fail "conformance: failed as asked" ->
+                  x-rpc-error "conformance: failed as asked", no body
+  delayed         Conformance.Sleep 300 -> 300, after at least 300 ms
+  concurrent      20 Conformance.Echo calls published at once, each reply
+                  matched to its request by correlation id
+  strays-dropped  replies with unknown correlation ids came, and none was
+                  taken for a call's reply
+
 Each check prints one JSON line {"check": ..., "ok": ..., "detail": ...};
 the last line is {"result": "ok"|"fail", "passed": N, "failed": N}.
 Exit status: 0 all passed, 1 a check failed, 2 could not run (broker,
@@ -19,6 +36,7 @@ queue), 3 the overall time limit passed.
 
 Run it with Debian's interpreter, which has python3-pika:
     /usr/bin/python3 client.py --queue arith
+    /usr/bin/python3 client.py --queue conformance --conformance
 """
 
 import argparse
@@ -62,6 +80,7 @@ class Client:
         self.replies = {}  # correlation id -> (properties, body)
         self.foreign = []  # replies to no call of ours
         self.pending = set()
+        self.arrivals = []  # correlation ids of our calls' replies, as they came
         self.ch.basic_consume(self.reply_queue, self._on_reply, auto_ack=True)
 
     def _on_reply(self, _ch, _method, props, body):
@@ -69,6 +88,7 @@ class Client:
         if cid in self.pending:
             self.pending.discard(cid)
             self.replies[cid] = (props, body)
+            self.arrivals.append(cid)
         else:
             self.foreign.append(cid)
 
@@ -200,6 +220,74 @@ def check_concurrent(c, n):
     return None, detail
 
 
+CONFORMANCE_ERROR = "conformance: failed as asked"
+
+
+def check_echo(c):
+    props, body = c.call("Conformance.Echo", json.dumps("hello ✓").encode())
+    return check_value(props, body, "hello ✓"), {"reply": body.decode("utf-8", "replace")}
+
+
+def check_echo_default(c):
+    props, body = c.call(None, b'"no type"', content_type=None)
+    return check_value(props, body, "no type"), {"reply": body.decode("utf-8", "replace")}
+
+
+def check_add(c):
+    props, body = c.call("Conformance.Add", b'{"A":2,"B":3}')
+    return check_value(props, body, 5), {"reply": body.decode("utf-8", "replace")}
+
+
+def check_fail(c):
+    props, body = c.call("Conformance.Fail", json.dumps(CONFORMANCE_ERROR).encode())
+    err = header_text(props)
+    detail = {"error": err}
+    if err != CONFORMANCE_ERROR:
+        return "x-rpc-error %r, want %r (body %r)" % (err, CONFORMANCE_ERROR, body), detail
+    if body:
+        return "error reply has body %r, want none" % body, detail
+    return None, detail
+
+
+def check_delayed(c):
+    start = time.monotonic()
+    props, body = c.call("Conformance.Sleep", b"300")
+    took = time.monotonic() - start
+    detail = {"reply": body.decode("utf-8", "replace"), "seconds": round(took, 3)}
+    problem = check_value(props, body, 300)
+    if problem is None and took < 0.3:
+        problem = "the reply came after %.3fs, before the 300 ms sleep was over" % took
+    return problem, detail
+
+
+def check_echo_concurrent(c, n):
+    want = {}
+    for i in range(n):
+        want[c.publish("Conformance.Echo", json.dumps("m%d" % i).encode())] = "m%d" % i
+    first = len(c.arrivals)
+    missing = c.wait(list(want))
+    order = [cid for cid in c.arrivals[first:] if cid in want]
+    detail = {"calls": n, "answered": n - len(missing), "in_publish_order": order == list(want)}
+    if missing:
+        return "%d of %d calls got no reply within %ss" % (len(missing), n, c.call_timeout), detail
+    for cid, text in want.items():
+        props, body = c.replies.pop(cid)
+        problem = check_value(props, body, text)
+        if problem:
+            return "call %s: %s" % (cid, problem), detail
+    return None, detail
+
+
+def check_strays(c):
+    # The stray and repeated replies of the last calls may still be on
+    # their way: let them come.
+    c.conn.process_data_events(time_limit=0.2)
+    detail = {"foreign": len(c.foreign)}
+    if not c.foreign:
+        return "no reply with an unknown correlation id came; conform client sends one with every reply", detail
+    return None, detail
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--url", default=os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"))
@@ -213,6 +301,11 @@ def main():
         help="the server's default method: Arith.Multiply, or none (expect the error reply)",
     )
     p.add_argument("--time-limit", type=int, default=60, help="seconds for the whole run")
+    p.add_argument(
+        "--conformance",
+        action="store_true",
+        help="call the conformance service of `amqprpc conform client` instead of Arith",
+    )
     args = p.parse_args()
 
     def out_of_time(_sig, _frame):
@@ -234,6 +327,16 @@ def main():
         ("error-reply", lambda: check_error(c)),
         ("concurrent", lambda: check_concurrent(c, args.concurrency)),
     ]
+    if args.conformance:
+        checks = [
+            ("echo", lambda: check_echo(c)),
+            ("default", lambda: check_echo_default(c)),
+            ("add", lambda: check_add(c)),
+            ("error-reply", lambda: check_fail(c)),
+            ("delayed", lambda: check_delayed(c)),
+            ("concurrent", lambda: check_echo_concurrent(c, 20)),
+            ("strays-dropped", lambda: check_strays(c)),
+        ]
     passed = failed = 0
     try:
         for name, run in checks:
