@@ -22,14 +22,16 @@ import (
 // every crash sends the requests in flight beside them, innocent ones,
 // back to the queue too.
 //
-// poisonGuard finds the culprits without guessing. After a crash, every
-// request whose risky reply was published on the crashed connection is a
-// suspect. A suspect that comes back is answered alone, between two round
-// trips to the broker (transport.Server.RespondAlone): if the connection
-// survives, the request is cleared; if the reply closes it, its reply_to is
-// poison for good, and every request to it, that one included, is rejected
-// without running. No innocent request is ever rejected, and one lost
-// client costs about two crashes, however many requests it left.
+// poisonGuard finds the culprits without guessing, by reply_to: the poison
+// is the address, and every request to it is equally poisonous. After a
+// crash, every reply_to that had a risky reply published on the crashed
+// connection is suspect. A reply to a suspect reply_to is published alone,
+// between two round trips to the broker (transport.Server.RespondAlone): if
+// the connection survives, the reply_to is cleared; if the broker closes
+// it, the reply_to is poison for good, and every request to it is rejected
+// without running. No request to a reply_to that works is ever rejected,
+// and a lost client costs each server about two crashes, however many
+// requests it left behind.
 
 // poisonMemory bounds what the guard remembers.
 const (
@@ -42,14 +44,14 @@ type poisonGuard struct {
 	seed maphash.Seed
 
 	mu       sync.Mutex            // guards recent, next, suspects and poisoned
-	recent   [recentReplies]uint64 // risky replies published since the last session ended
+	recent   [recentReplies]uint64 // reply_to of risky replies published since the last session ended
 	next     int
-	suspects map[uint64]bool // requests present at a crash, to be answered alone
-	poisoned map[string]bool // reply_to names a reply to which closed the connection
+	suspects map[uint64]bool // reply_to present at a crash, to be answered alone
+	poisoned map[uint64]bool // reply_to a reply to which closed the connection
 }
 
 func newPoisonGuard() *poisonGuard {
-	return &poisonGuard{seed: maphash.MakeSeed(), suspects: make(map[uint64]bool), poisoned: make(map[string]bool)}
+	return &poisonGuard{seed: maphash.MakeSeed(), suspects: make(map[uint64]bool), poisoned: make(map[uint64]bool)}
 }
 
 // risky reports whether a reply to replyTo can crash the connection.
@@ -57,30 +59,23 @@ func risky(replyTo string) bool {
 	return strings.HasPrefix(replyTo, transport.DirectReplyTo+".")
 }
 
-// identity names a request across its deliveries.
-func (g *poisonGuard) identity(d *amqp.Delivery) uint64 {
-	var h maphash.Hash
-	h.SetSeed(g.seed)
-	h.WriteString(d.MessageId)
-	h.WriteByte(0)
-	h.WriteString(d.ReplyTo)
-	h.WriteByte(0)
-	h.WriteString(d.CorrelationId)
-	return h.Sum64()
+// address names a delivery's reply_to in the guard's memory.
+func (g *poisonGuard) address(d *amqp.Delivery) uint64 {
+	return maphash.String(g.seed, d.ReplyTo)
 }
 
 // replied records a reply about to be published to a risky address.
 func (g *poisonGuard) replied(d *amqp.Delivery) {
-	id := g.identity(d)
+	a := g.address(d)
 	g.mu.Lock()
-	g.recent[g.next] = id
+	g.recent[g.next] = a
 	g.next = (g.next + 1) % recentReplies
 	g.mu.Unlock()
 }
 
 // crashed is told that a session ended with err. If it was the broker's
-// internal error, every risky reply published since the last session ended
-// makes its request a suspect.
+// internal error, every reply_to with a risky reply published since the
+// last session ended is suspect.
 func (g *poisonGuard) crashed(err error) {
 	var e *amqp.Error
 	crash := errors.As(err, &e) && e.Code == amqp.InternalError
@@ -89,39 +84,38 @@ func (g *poisonGuard) crashed(err error) {
 	if crash && len(g.suspects) > maxSuspects {
 		clear(g.suspects)
 	}
-	for i, id := range g.recent {
-		if crash && id != 0 {
-			g.suspects[id] = true
+	for i, a := range g.recent {
+		if crash && a != 0 {
+			g.suspects[a] = true
 		}
 		g.recent[i] = 0
 	}
 }
 
-// suspect reports whether a delivery must be answered alone: it was
-// present at a crash and has not been cleared since.
+// suspect reports whether a reply to d's reply_to must be published alone.
 func (g *poisonGuard) suspect(d *amqp.Delivery) bool {
-	if !d.Redelivered || !risky(d.ReplyTo) {
+	if !risky(d.ReplyTo) {
 		return false
 	}
-	id := g.identity(d)
+	a := g.address(d)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.suspects[id]
+	return g.suspects[a]
 }
 
-// proven records the outcome of answering a suspect alone: its reply closed
-// the connection, and its reply_to is poison, or it did not, and it is
-// cleared.
+// proven records the outcome of a reply published alone to a suspect
+// reply_to: it closed the connection, and the reply_to is poison, or it did
+// not, and the reply_to is cleared.
 func (g *poisonGuard) proven(d *amqp.Delivery, closedIt bool) {
-	id := g.identity(d)
+	a := g.address(d)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	delete(g.suspects, id)
+	delete(g.suspects, a)
 	if closedIt {
 		if len(g.poisoned) >= maxPoisoned {
 			clear(g.poisoned)
 		}
-		g.poisoned[d.ReplyTo] = true
+		g.poisoned[a] = true
 	}
 }
 
@@ -131,7 +125,8 @@ func (g *poisonGuard) poisonous(d *amqp.Delivery) bool {
 	if !risky(d.ReplyTo) {
 		return false
 	}
+	a := g.address(d)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.poisoned[d.ReplyTo]
+	return g.poisoned[a]
 }

@@ -87,62 +87,66 @@ func TestPoisonSparesInnocentRequests(t *testing.T) {
 	}
 }
 
-// TestPoisonGuard checks the guard's bookkeeping: suspects after a crash,
-// cleared by a reply that did not crash, a reply_to condemned by one that
-// did.
+// TestPoisonGuard checks the guard's bookkeeping, by reply_to: suspects
+// after a crash and only then, cleared by a reply that did not crash,
+// poison after one that did.
 func TestPoisonGuard(t *testing.T) {
 	crash := &amqp.Error{Code: amqp.InternalError, Reason: "INTERNAL_ERROR"}
-	req := func(id, replyTo string, redelivered bool) *amqp.Delivery {
-		return &amqp.Delivery{MessageId: id, ReplyTo: replyTo, CorrelationId: id, Redelivered: redelivered}
+	req := func(id, replyTo string) *amqp.Delivery {
+		return &amqp.Delivery{MessageId: id, ReplyTo: replyTo, CorrelationId: id, Redelivered: true}
 	}
 	const (
-		dead  = "amq.rabbitmq.reply-to.dead.key"
-		alive = "amq.rabbitmq.reply-to.alive.key"
+		dead    = "amq.rabbitmq.reply-to.dead.key"
+		alive   = "amq.rabbitmq.reply-to.alive.key"
+		absent  = "amq.rabbitmq.reply-to.absent.key"
+		private = "amq.gen-private"
 	)
 	g := newPoisonGuard()
-	g.replied(req("a", alive, false))
-	g.replied(req("p", dead, false))
-	g.replied(req("b", alive, false))
+	publish := func() {
+		g.replied(req("a", alive))
+		g.replied(req("p", dead))
+		g.replied(req("b", alive))
+	}
+	publish()
 	g.crashed(errors.New("amqprpc: connection lost: EOF")) // not the broker's crash
-	for _, id := range []string{"a", "p", "b"} {
-		if g.suspect(req(id, alive, true)) || g.suspect(req(id, dead, true)) {
-			t.Fatalf("suspect(%q) after a loss that was no crash = true; want false", id)
+	for _, to := range []string{alive, dead} {
+		if g.suspect(req("x", to)) {
+			t.Fatalf("suspect(reply_to %q) after a loss that was no crash = true; want false", to)
 		}
 	}
 
-	g.replied(req("a", alive, false))
-	g.replied(req("p", dead, false))
-	g.replied(req("b", alive, false))
+	publish()
 	g.crashed(fmt.Errorf("amqprpc: connection lost: %w", crash))
-	for _, d := range []*amqp.Delivery{req("a", alive, true), req("p", dead, true), req("b", alive, true)} {
-		if !g.suspect(d) {
-			t.Errorf("suspect(%q) after a crash it was present at = false; want true", d.MessageId)
-		}
-		if g.poisonous(d) {
-			t.Errorf("poisonous(%q) before any proof = true; want false", d.MessageId)
+	for _, to := range []string{alive, dead} {
+		for _, d := range []*amqp.Delivery{req("a", to), {MessageId: "new", ReplyTo: to}} {
+			if !g.suspect(d) {
+				t.Errorf("suspect(%q to %q) after a crash its reply_to was present at = false; want true", d.MessageId, to)
+			}
+			if g.poisonous(d) {
+				t.Errorf("poisonous(%q to %q) before any proof = true; want false", d.MessageId, to)
+			}
 		}
 	}
-	if g.suspect(req("a", alive, false)) {
-		t.Errorf("suspect of a first delivery = true; want false")
-	}
-	if g.suspect(req("c", alive, true)) {
-		t.Errorf("suspect of a request absent from the crash = true; want false")
+	for _, to := range []string{absent, private} {
+		if g.suspect(req("c", to)) {
+			t.Errorf("suspect(reply_to %q, absent from the crash) = true; want false", to)
+		}
 	}
 
-	g.proven(req("a", alive, true), false) // answered alone, the connection survived
-	g.proven(req("p", dead, true), true)   // answered alone, the connection crashed
-	if g.suspect(req("a", alive, true)) || g.poisonous(req("a", alive, true)) {
-		t.Errorf("request cleared by its reply: suspect or poisonous; want neither")
+	g.proven(req("a", alive), false) // answered alone, the connection survived
+	g.proven(req("p", dead), true)   // answered alone, the broker closed the connection
+	for _, d := range []*amqp.Delivery{req("a", alive), req("b", alive)} {
+		if g.suspect(d) || g.poisonous(d) {
+			t.Errorf("request %q to a cleared reply_to: suspect or poisonous; want neither", d.MessageId)
+		}
 	}
-	for _, d := range []*amqp.Delivery{req("p", dead, true), req("q", dead, false)} {
+	for _, d := range []*amqp.Delivery{req("p", dead), {MessageId: "q", ReplyTo: dead}} {
 		if !g.poisonous(d) {
 			t.Errorf("poisonous(%q, reply_to proven to crash) = false; want true", d.MessageId)
 		}
 	}
-	if g.poisonous(req("b", alive, true)) || g.poisonous(req("d", alive, false)) {
-		t.Errorf("a request to a reply_to not proven to crash is poisonous; want not")
-	}
-	if !g.suspect(req("b", alive, true)) {
-		t.Errorf("suspect(%q), not yet answered alone = false; want true", "b")
+	g.crashed(errors.New("amqprpc: connection lost: EOF"))
+	if !g.poisonous(req("p", dead)) {
+		t.Errorf("poison forgotten after a session ended; want it remembered")
 	}
 }
