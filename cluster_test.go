@@ -103,6 +103,9 @@ func TestCluster(t *testing.T) {
 	t.Run("delivery-count", func(t *testing.T) {
 		testClusterDeliveryCount(t, c)
 	})
+	t.Run("throughput", func(t *testing.T) {
+		testClusterThroughput(t, c)
+	})
 }
 
 // ClusterArgs is the argument of clusterService.Work: which caller made the
@@ -116,13 +119,16 @@ type ClusterArgs struct {
 // when and where it ran, and whether it came redelivered.
 type clusterService struct {
 	name string
+	work time.Duration
 	runs *clusterRuns
 }
 
-// Work answers Caller*1e6+Seq after clusterWork.
+// Work answers Caller*1e6+Seq after s.work.
 func (s *clusterService) Work(args *ClusterArgs, reply *int) error {
 	s.runs.ran(clusterKey(args.Caller, args.Seq), clusterRun{at: time.Now(), server: s.name, redelivered: args.Redelivered})
-	time.Sleep(clusterWork) // standing for real work
+	if s.work > 0 {
+		time.Sleep(s.work) // standing for real work
+	}
 	*reply = clusterKey(args.Caller, args.Seq)
 	return nil
 }
@@ -149,10 +155,13 @@ func (r *clusterRuns) ran(key int, run clusterRun) {
 }
 
 // clusterRigSpec says what a rig is for: the title of its RELIABILITY line,
-// and its clients' reply mode.
+// and its clients' reply mode. A rig for throughput (bench) has a classic
+// or a quorum queue, and a service that does no work.
 type clusterRigSpec struct {
 	title         string
 	directReplyTo bool
+	bench         bool
+	classicQueue  bool
 }
 
 func clusterPrivateQueues(title string) clusterRigSpec { return clusterRigSpec{title: title} }
@@ -231,7 +240,7 @@ func newClusterRig(t *testing.T, c *testCluster, spec clusterRigSpec, name strin
 	for i := range 2 {
 		r.serve(t, c.nodes[i], fmt.Sprintf("%s-server-%d", r.queue, i+1))
 	}
-	if got := c.Leader(t, r.queue); got != c.nodes[0] {
+	if got := c.Leader(t, r.queue); got != c.nodes[0] && !spec.classicQueue {
 		t.Fatalf("leader of %q on %v; want node 1", r.queue, got)
 	}
 	for _, nd := range c.nodes {
@@ -262,16 +271,24 @@ func clusterLogger() *slog.Logger {
 func (r *clusterRig) serve(t *testing.T, nd *clusterNode, name string) {
 	t.Helper()
 	srv := rpc.NewServer()
-	if err := srv.RegisterName("Cluster", &clusterService{name: name[len(r.queue)+1:], runs: r.runs}); err != nil {
+	svc := &clusterService{name: name[len(r.queue)+1:], work: clusterWork, runs: r.runs}
+	if r.bench {
+		svc.work = 0
+	}
+	if err := srv.RegisterName("Cluster", svc); err != nil {
 		t.Fatal(err)
 	}
 	urls := r.c.URLsFrom(nd)
 	ready := make(chan struct{})
+	opts := []ServerOption{WithURLs(urls[1:]...), WithConnectionName(name), WithPrefetch(16),
+		WithReady(func() { close(ready) }), WithLogger(clusterLogger())}
+	if !r.classicQueue {
+		opts = append(opts, WithQuorumQueue())
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- Serve(ctx, srv, urls[0], r.queue, WithURLs(urls[1:]...), WithConnectionName(name),
-			WithQuorumQueue(), WithPrefetch(16), WithReady(func() { close(ready) }), WithLogger(clusterLogger()))
+		done <- Serve(ctx, srv, urls[0], r.queue, opts...)
 	}()
 	t.Cleanup(func() {
 		cancel()
