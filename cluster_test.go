@@ -103,6 +103,9 @@ func TestCluster(t *testing.T) {
 	t.Run("delivery-count", func(t *testing.T) {
 		testClusterDeliveryCount(t, c)
 	})
+	t.Run("permissions", func(t *testing.T) {
+		testClusterPermissions(t, c)
+	})
 	t.Run("throughput", func(t *testing.T) {
 		testClusterThroughput(t, c)
 	})
@@ -681,5 +684,71 @@ func testClusterDeliveryCount(t *testing.T, c *testCluster) {
 			t.Errorf("delivery after %d returns: redelivered %v, x-delivery-count %v; want true and %d", returns, d.Redelivered, count, returns)
 		}
 		consumer.Close() // unacknowledged: back to the queue
+	}
+}
+
+// testClusterPermissions shows that users, vhosts and permissions are the
+// cluster's, not a node's: made through node 2 alone, the least-privilege
+// permissions of docs/SECURITY.md let a server on node 3 declare and serve
+// a quorum queue and a client on node 1 call it, with private reply queues
+// and with direct reply-to.
+func testClusterPermissions(t *testing.T, c *testCluster) {
+	const vhost = "cluster-rpc"
+	n2 := c.nodes[1]
+	n2.Ctl(t, "add_vhost", vhost)
+	t.Cleanup(func() { c.Ctl(t, "delete_vhost", vhost) })
+	queue := "cluster-perm-" + uuid.NewString()[:8]
+	users := []struct{ name, configure, write, read string }{
+		{"rpc-server", "^" + queue + "$", `^amq\.default$`, "^" + queue + "$"},
+		{"rpc-client", `^amq\.gen-.*`, `^amq\.default$`, `^amq\.gen-.*`},
+		{"rpc-client-direct", "^$", `^amq\.default$`, "^$"},
+	}
+	for _, u := range users {
+		n2.Ctl(t, "add_user", u.name, u.name+"-pw")
+		n2.Ctl(t, "set_permissions", "-p", vhost, u.name, u.configure, u.write, u.read)
+	}
+	url := func(user string, nd *clusterNode) string {
+		return fmt.Sprintf("amqp://%s:%s-pw@127.0.0.1:%d/%s", user, user, nd.amqpPort, vhost)
+	}
+	srv := rpc.NewServer()
+	if err := srv.RegisterName("Cluster", &clusterService{runs: &clusterRuns{runs: map[int][]clusterRun{}}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() {
+		done <- Serve(ctx, srv, url("rpc-server", c.nodes[2]), queue, WithQuorumQueue(), WithReady(func() { close(ready) }),
+			WithURLs(url("rpc-server", c.nodes[0]), url("rpc-server", n2)))
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve = %v", err)
+		}
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Serve as rpc-server on node 3 = %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Serve not ready within 30s")
+	}
+	for _, tc := range []struct {
+		user string
+		opts []ClientOption
+	}{
+		{"rpc-client", nil},
+		{"rpc-client-direct", []ClientOption{WithDirectReplyTo()}},
+	} {
+		client, err := Dial(url(tc.user, c.nodes[0]), queue, append(tc.opts, WithCallTimeout(clusterCallTimeout))...)
+		if err != nil {
+			t.Fatalf("Dial as %s on node 1 = %v", tc.user, err)
+		}
+		var got int
+		if err := client.Call("Cluster.Work", &ClusterArgs{Caller: 1, Seq: 2}, &got); err != nil || got != clusterKey(1, 2) {
+			t.Errorf("Call as %s = %d, %v; want %d, nil", tc.user, got, err, clusterKey(1, 2))
+		}
+		client.Close()
 	}
 }
