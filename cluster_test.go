@@ -43,6 +43,9 @@ const (
 	// clusterRecovery bounds how long the callers may take to get answers
 	// again after a fault, and a node to rejoin after a restart.
 	clusterRecovery = 30 * time.Second
+	// clusterStall is how long a client may go unanswered after a node was
+	// killed before it is taken as black-holed.
+	clusterStall = 10 * time.Second
 	// clusterSteady is how long the load runs before the fault and after
 	// the cluster is whole again.
 	clusterSteady = time.Second
@@ -236,7 +239,7 @@ func newClusterRig(t *testing.T, c *testCluster, spec clusterRigSpec, name strin
 		runs:           &clusterRuns{runs: map[int][]clusterRun{}},
 	}
 	t.Cleanup(func() { r.deleteQueue(t) })
-	clientOpts := []ClientOption{WithCallTimeout(clusterCallTimeout), WithLogger(clusterLogger())}
+	clientOpts := []ClientOption{WithCallTimeout(clusterCallTimeout)}
 	if spec.directReplyTo {
 		clientOpts = append(clientOpts, WithDirectReplyTo())
 	}
@@ -249,7 +252,7 @@ func newClusterRig(t *testing.T, c *testCluster, spec clusterRigSpec, name strin
 	for _, nd := range c.nodes {
 		name := fmt.Sprintf("%s-client-%d", r.queue, nd.index)
 		urls := c.URLsFrom(nd)
-		client, err := Dial(urls[0], r.queue, append(clientOpts, WithURLs(urls[1:]...), WithConnectionName(name))...)
+		client, err := Dial(urls[0], r.queue, append(clientOpts, WithURLs(urls[1:]...), WithConnectionName(name), WithLogger(clusterLogger(name)))...)
 		if err != nil {
 			t.Fatalf("Dial(%s) = %v", nd, err)
 		}
@@ -259,14 +262,14 @@ func newClusterRig(t *testing.T, c *testCluster, spec clusterRigSpec, name strin
 	return r
 }
 
-// clusterLogger logs the clients' and servers' connection losses and
-// reconnects to standard error when AMQPRPC_CLUSTER_LOG is set, and
+// clusterLogger logs the connection losses and reconnects of the client or
+// server named name to standard error when AMQPRPC_CLUSTER_LOG is set, and
 // nothing otherwise.
-func clusterLogger() *slog.Logger {
+func clusterLogger(name string) *slog.Logger {
 	if os.Getenv("AMQPRPC_CLUSTER_LOG") == "" {
 		return nil
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	return slog.New(slog.NewTextHandler(os.Stderr, nil)).With("conn", name)
 }
 
 // serve runs a server of the rig's queue connected to nd first, until the
@@ -284,7 +287,7 @@ func (r *clusterRig) serve(t *testing.T, nd *clusterNode, name string) {
 	urls := r.c.URLsFrom(nd)
 	ready := make(chan struct{})
 	opts := []ServerOption{WithURLs(urls[1:]...), WithConnectionName(name), WithPrefetch(16),
-		WithReady(func() { close(ready) }), WithLogger(clusterLogger())}
+		WithReady(func() { close(ready) }), WithLogger(clusterLogger(name))}
 	if !r.classicQueue {
 		opts = append(opts, WithQuorumQueue())
 	}
@@ -374,14 +377,27 @@ func (sc *clusterScenario) run(t *testing.T, fault func()) {
 }
 
 // kill kills nd under load and waits until every client of every rig has
-// answered a call made after the kill.
+// answered a call made after the kill. A client that has not within
+// clusterStall is black-holed (see docs/CLUSTER.md): its connection is
+// closed through rabbitmqctl, as an operator would, and it is waited for
+// again; each such heal is logged as a STALL line.
 func (sc *clusterScenario) kill(t *testing.T, nd *clusterNode) {
 	t.Helper()
 	begin := time.Now()
 	nd.Kill(t)
 	for _, r := range sc.rigs {
-		for _, client := range r.clients {
-			r.load.awaitAnswerAfter(t, client, begin)
+		for i, client := range r.clients {
+			if r.load.answeredAfter(client, begin, clusterStall) {
+				continue
+			}
+			name := fmt.Sprintf("%s-client-%d", r.queue, i+1)
+			t.Logf("STALL | %s | client %d (%s) answered no call made after the kill within %v: %s; closing its connection",
+				r.title, i+1, name, clusterStall, r.load.since(client, begin))
+			sc.c.CloseConnections(t, name)
+			if !r.load.answeredAfter(client, time.Now(), clusterRecovery) {
+				t.Fatalf("client %d: no call answered within %v of closing its connection; its calls since the kill: %s",
+					i+1, clusterRecovery, r.load.since(client, begin))
+			}
 		}
 	}
 	t.Logf("%v killed at %+.3fs; every client answered again %v later", nd, begin.Sub(sc.begin).Seconds(), time.Since(begin).Round(time.Millisecond))
@@ -607,14 +623,37 @@ func (l *clusterLoad) record(key int, o clusterOutcome, answeredBy *rpc.Client) 
 	}
 }
 
-// awaitAnswerAfter waits until client has answered a call made after t0.
-func (l *clusterLoad) awaitAnswerAfter(t *testing.T, client *rpc.Client, t0 time.Time) {
-	t.Helper()
-	clusterWait(t, clusterRecovery, "a client answering again", func() bool {
+// answeredAfter waits up to d until client has answered a call made after
+// t0, and reports whether it has.
+func (l *clusterLoad) answeredAfter(client *rpc.Client, t0 time.Time, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
 		l.mu.Lock()
-		defer l.mu.Unlock()
-		return l.answered[client].After(t0)
-	})
+		ok := l.answered[client].After(t0)
+		l.mu.Unlock()
+		if ok || time.Now().After(deadline) {
+			return ok
+		}
+		time.Sleep(50 * time.Millisecond) // polling with a deadline
+	}
+}
+
+// since counts the fates of client's calls made after t0, by error text.
+func (l *clusterLoad) since(client *rpc.Client, t0 time.Time) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	counts := map[string]int{}
+	for key, o := range l.outcomes {
+		if l.clients[(key/1_000_000)%len(l.clients)] != client || o.issued.Before(t0) {
+			continue
+		}
+		what := "answered"
+		if o.err != nil {
+			what = fmt.Sprintf("%.160s", o.err)
+		}
+		counts[what]++
+	}
+	return fmt.Sprint(counts)
 }
 
 func (l *clusterLoad) outcome(key int) (clusterOutcome, bool) {

@@ -22,3 +22,8 @@ echo "| cluster scenario | redelivered requests | answered to their caller | fai
 echo "|---|--:|--:|--:|--:|"
 grep -o 'REDELIVERY | .*' "$out" | sed -E \
   's/REDELIVERY \| (.*) \| redelivered ([0-9]+) \| answered to their caller ([0-9]+) \| failed as their caller.s connection was lost ([0-9]+) \| run more than once ([0-9]+)/| \1 | \2 | \3 | \4 | \5 |/'
+if grep -q 'STALL | ' "$out"; then
+  echo
+  echo "Clients black-holed after a node loss, healed by closing their connection:"
+  grep -o 'STALL | .*' "$out" | sed -E 's/^STALL \| (.*) \| (client [0-9]+) \([^)]*\) (.*)/* \1: \2 \3/'
+fi
