@@ -24,7 +24,7 @@ ACTIONLINT_VERSION := v1.7.12
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 ACTIONLINT := $(GO) run github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
-.PHONY: test lint demo demo-arith demo-order broker interop-deps vet staticcheck tidy-check actionlint fuzz soak bench bench-tracing reliability
+.PHONY: test lint demo demo-arith demo-order broker interop-deps vet staticcheck tidy-check actionlint fuzz soak bench bench-tracing reliability cluster-bench
 
 broker:
 	@scripts/ensure-broker.sh
@@ -83,9 +83,16 @@ demo-arith: broker
 demo-order: broker
 	$(GO) run ./examples/order
 
-# The fault tests and a 60 s soak, as the README's reliability table.
+# The fault tests (the cluster ones included) and a 60 s soak, as the
+# README's reliability tables.
 reliability: broker
 	scripts/reliability-table.sh
+
+# Classic against quorum service queues on a private 3-node cluster, both
+# reply modes, 10 s each, without the race detector (about 1.5 min);
+# docs/CLUSTER.md has the figures.
+cluster-bench:
+	AMQPRPC_CLUSTER_BENCH=10s $(GO) test -count=1 -run '^TestCluster$$/^throughput$$' -v .
 
 # 64 callers for 60 s; goroutines and heap must stay flat.
 soak: broker

@@ -209,7 +209,11 @@ func WithDefaultMethod(serviceMethod string) ServerOption {
 
 // WithTransientQueue makes a server declare its request queue non-durable,
 // so it disappears with a broker restart. By default the queue is a durable
-// classic queue.
+// classic queue. RabbitMQ 4.3 and later refuse a non-durable queue that is
+// not exclusive unless every node permits it
+// (deprecated_features.permit.transient_nonexcl_queues = true); there Serve
+// returns the broker's refusal. For a queue that goes away once unused, use
+// [WithQueueExpiry] on the default durable queue instead.
 func WithTransientQueue() ServerOption { return server(func(o *serverOptions) { o.transient = true }) }
 
 // WithQuorumQueue makes a server declare its request queue as a replicated

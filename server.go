@@ -133,7 +133,7 @@ func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 			return io.EOF
 		}
 		if c.poison.poisonous(&req.Delivery) {
-			c.log.Error("amqprpc: rejected a request whose reply_to crashed the broker connection twice",
+			c.log.Error("amqprpc: rejected a request whose reply_to made the broker close the connection",
 				"reply_to", fmt.Sprintf("%.80s", req.ReplyTo), "message_id", fmt.Sprintf("%.64s", req.MessageId))
 			_ = c.t.Reject(&req, false)
 			continue
@@ -253,10 +253,19 @@ func (c *serverCodec) reply(o outbound, buf *[]byte) {
 		msg.Headers = amqp.Table{ErrorHeader: truncateUTF8(o.errText, maxErrorText)}
 		msg.Body = nil
 	}
-	if risky(in.req.ReplyTo) {
+	var err error
+	switch {
+	case !risky(in.req.ReplyTo):
+		err = c.t.Respond(&in.req, &msg)
+	case c.poison.suspect(&in.req.Delivery):
+		var closedIt bool
+		if closedIt, err = c.t.RespondAlone(&in.req, &msg); closedIt || err == nil {
+			c.poison.proven(&in.req.Delivery, closedIt)
+		}
+	default:
 		c.poison.replied(&in.req.Delivery)
+		err = c.t.Respond(&in.req, &msg)
 	}
-	err := c.t.Respond(&in.req, &msg)
 	if err != nil {
 		c.log.Warn("amqprpc: reply not sent; the broker will redeliver the request", "method", fmt.Sprintf("%.64s", in.method), "err", err)
 	}

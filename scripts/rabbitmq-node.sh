@@ -19,6 +19,9 @@
 #   rabbitmq-node.sh restart <dir>    boots the node again on the same data
 #                                     (after kill or stop) and waits for it
 #   rabbitmq-node.sh ctl <dir> <args...>  rabbitmqctl <args> against the node
+#   rabbitmq-node.sh cli <dir> <tool> <args...>  another of RabbitMQ's CLI
+#                                     tools against the node: rabbitmq-queues,
+#                                     rabbitmq-upgrade or rabbitmq-diagnostics
 #   rabbitmq-node.sh pid <dir>        prints the node's Erlang VM pid
 #   rabbitmq-node.sh check            fails, saying why, when RabbitMQ is missing
 #
@@ -158,10 +161,15 @@ load() {
   export ERL_CRASH_DUMP="$dir/log/erl_crash.dump"
 }
 
-ctl() {
+ctl() { cli rabbitmqctl "$@"; }
+
+# cli TOOL ARGS... runs one of RabbitMQ's CLI tools against the node.
+cli() {
+  local tool=$1
+  shift
   # ERL_FLAGS keeps the CLI's own distribution listener on loopback too.
   ERL_FLAGS="-kernel inet_dist_use_interface {127,0,0,1}" \
-    timeout -k 5 "$ctl_timeout" "$rabbitmq_bin/rabbitmqctl" -n "$RABBITMQ_NODENAME" "$@"
+    timeout -k 5 "$ctl_timeout" "$rabbitmq_bin/$tool" -n "$RABBITMQ_NODENAME" "$@"
 }
 
 beam_pid() {
@@ -347,6 +355,17 @@ cmd_ctl() {
   ctl "$@"
 }
 
+cmd_cli() {
+  [ $# -ge 2 ] || usage
+  load "$1"
+  case $2 in
+  rabbitmq-queues | rabbitmq-upgrade | rabbitmq-diagnostics) ;;
+  *) die "cli: unknown tool $2 (rabbitmq-queues, rabbitmq-upgrade or rabbitmq-diagnostics; rabbitmqctl is ctl)" ;;
+  esac
+  shift
+  cli "$@"
+}
+
 case ${1:-} in
 start) shift && cmd_start "$@" ;;
 stop) shift && cmd_stop "$@" ;;
@@ -358,6 +377,7 @@ stop_app | start_app)
   ctl "$1" >/dev/null
   ;;
 ctl) shift && cmd_ctl "$@" ;;
+cli) shift && cmd_cli "$@" ;;
 pid)
   [ $# -eq 2 ] || usage
   load "$2"

@@ -159,6 +159,10 @@ func (s *Server) Respond(req *Request, msg *amqp.Publishing) error {
 	if err != nil {
 		return errorf("reply to %.80q: %w", req.ReplyTo, err)
 	}
+	return s.respondOn(sess, req, msg)
+}
+
+func (s *Server) respondOn(sess *session, req *Request, msg *amqp.Publishing) error {
 	if err := sess.publish(req.ReplyTo, false, msg, pendingConfirm{req: req}); err != nil {
 		_ = s.Reject(req, true) // never a gap in the acknowledged runs
 		return errorf("reply to %.80q: %w", req.ReplyTo, err)
@@ -203,6 +207,47 @@ func (s *Server) Reject(req *Request, requeue bool) error {
 	}
 	return nil
 }
+
+// RespondAlone is Respond for a reply that may make the broker close the
+// connection (RabbitMQ 3.10 closes it with 541 INTERNAL_ERROR for a direct
+// reply-to name it cannot decode). It makes a round trip to the broker
+// before the reply, so that nothing published earlier is still on its way,
+// and one after it, and reports closedIt when the connection was sound
+// before the reply and the broker closed it with 541 right after: the reply
+// closed it. The caller must not publish on the Server meanwhile.
+func (s *Server) RespondAlone(req *Request, msg *amqp.Publishing) (closedIt bool, err error) {
+	if req.ReplyTo == "" {
+		return false, s.answered(req)
+	}
+	sess, _, err := s.sv.current()
+	if err != nil {
+		return false, errorf("reply to %.80q: %w", req.ReplyTo, err)
+	}
+	if err := sess.roundTrip(s.cfg.Prefetch); err != nil {
+		return false, errorf("reply to %.80q: %w: %w", req.ReplyTo, ErrNotConnected, err)
+	}
+	if err := s.respondOn(sess, req, msg); err != nil {
+		return false, err
+	}
+	if sess.roundTrip(s.cfg.Prefetch) == nil {
+		return false, nil
+	}
+	t := time.NewTimer(endWait)
+	defer t.Stop()
+	select {
+	case <-sess.ended:
+	case <-t.C:
+		return false, errorf("reply to %.80q: %w: the round trip after it failed", req.ReplyTo, ErrNotConnected)
+	}
+	var e *amqp.Error
+	if errors.As(sess.endErr, &e) && e.Code == amqp.InternalError {
+		return true, errorf("reply to %.80q made the broker close the connection: %w", req.ReplyTo, sess.endErr)
+	}
+	return false, errorf("reply to %.80q: %w", req.ReplyTo, sess.endErr)
+}
+
+// endWait bounds how long RespondAlone waits to learn why a session ended.
+const endWait = 5 * time.Second
 
 // ackRequest acknowledges req on the channel that delivered it.
 func ackRequest(req *Request) error {

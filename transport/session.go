@@ -31,17 +31,21 @@ type session struct {
 	confirms *confirmQueue          // nil without confirms
 
 	// syncMu serializes the synchronous methods that two goroutines can run
-	// on ch (a Server's basic.cancel during a drain, the supervisor's
-	// channel.close): amqp091-go hands replies to waiters in turn, and two
-	// waiters at once can hang.
+	// on ch (a Server's basic.cancel during a drain or round trip, the
+	// supervisor's channel.close): amqp091-go hands replies to waiters in
+	// turn, and two waiters at once can hang.
 	syncMu sync.Mutex
+
+	endOnce sync.Once
+	ended   chan struct{} // closed once the session has ended
+	endErr  error         // why it ended; set before ended closes
 }
 
 // openSession makes a session: the connection (unless borrowed), a channel,
 // confirm mode when asked for, then the side's own setup. Every step is
 // bounded by openTimeout: a broker that stops answering fails the attempt.
 func (sv *supervisor) openSession(gen uint64) (*session, error) {
-	s := &session{gen: gen, conn: sv.cfg.Conn}
+	s := &session{gen: gen, conn: sv.cfg.Conn, ended: make(chan struct{})}
 	if s.conn == nil {
 		conn, err := sv.cfg.Dial(sv.ctx)
 		if err != nil {
@@ -102,10 +106,28 @@ func (s *session) publish(queue string, mandatory bool, msg *amqp.Publishing, p 
 	return nil
 }
 
+// end records why the session ended; the first reason stands.
+func (s *session) end(err error) {
+	s.endOnce.Do(func() {
+		s.endErr = err
+		close(s.ended)
+	})
+}
+
+// roundTrip makes a synchronous call on the channel (basic.qos with the
+// prefetch it has), so that it returns only once the broker has handled
+// everything published on the channel before it, or the session is gone.
+func (s *session) roundTrip(prefetch int) error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	return s.ch.Qos(prefetch, 0, false)
+}
+
 // close releases the session: its owned connection, or else its channel.
 // Either way amqp091-go resolves every confirm still awaited, and the
 // confirm queue's goroutine ends.
 func (s *session) close() {
+	s.end(ErrClosed)
 	if s.owned {
 		if !s.conn.IsClosed() {
 			_ = s.conn.CloseDeadline(time.Now().Add(closeTimeout))

@@ -181,6 +181,7 @@ func (sv *supervisor) run(s *session) {
 	for {
 		began := time.Now()
 		err := sv.watch(s)
+		s.end(err)
 		sv.setCurrent(nil, err)
 		s.close()
 		if sv.ctx.Err() != nil {
