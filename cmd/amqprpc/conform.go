@@ -115,7 +115,18 @@ func runConformServer(args []string, stdout, stderr io.Writer) int {
 	}
 	defer k.close()
 	fmt.Fprintf(stdout, "checking the server on queue %q against docs/PROTOCOL.md version %s (prefetch %d)\n", queue, protocolVersion, *prefetch)
-	passed, failed := 0, 0
+	passed, failed := runChecks(k, re, stdout)
+	fmt.Fprintf(stdout, "%d passed, %d failed\n", passed, failed)
+	if failed > 0 || passed == 0 {
+		return exitFailed
+	}
+	return exitOK
+}
+
+// runChecks runs the checks whose names re matches (all of them when re
+// is nil), in order, prints a PASS or FAIL line for each to stdout, and
+// counts them.
+func runChecks(k *checker, re *regexp.Regexp, stdout io.Writer) (passed, failed int) {
 	for _, c := range conformChecks {
 		if re != nil && !re.MatchString(c.name) {
 			continue
@@ -128,11 +139,7 @@ func runConformServer(args []string, stdout, stderr io.Writer) int {
 		passed++
 		fmt.Fprintf(stdout, "PASS  %-24s %-6s %s\n", c.name, c.sections, c.what)
 	}
-	fmt.Fprintf(stdout, "%d passed, %d failed\n", passed, failed)
-	if failed > 0 || passed == 0 {
-		return exitFailed
-	}
-	return exitOK
+	return passed, failed
 }
 
 // protocolVersion is the version of docs/PROTOCOL.md the checks check.
