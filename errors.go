@@ -40,6 +40,9 @@ var (
 	// ErrBodyTooLarge: a request or reply body exceeds the size limit.
 	ErrBodyTooLarge = errors.New("amqprpc: body too large")
 	// ErrNacked: with publisher confirms on, the broker refused the request.
+	// As a rule it did not run; but a quorum queue losing its leader
+	// (RabbitMQ 3.10) has nacked requests it then delivered, so there it
+	// may have run.
 	ErrNacked = errors.New("amqprpc: broker refused the request")
 	// ErrTooManyCalls: the client already has as many calls in flight as
 	// [WithMaxInFlight] allows, and none finished within the call timeout.
