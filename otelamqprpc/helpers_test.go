@@ -1,12 +1,10 @@
 package otelamqprpc_test
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"fmt"
 	"net/rpc"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +20,8 @@ import (
 
 	"github.com/amqprpc/amqprpc"
 	"github.com/amqprpc/amqprpc/otelamqprpc"
+
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 // brokerURL returns the test broker's URL (AMQP_URL, or the local default),
@@ -29,16 +29,7 @@ import (
 // otherwise.
 func brokerURL(t testing.TB) string {
 	t.Helper()
-	url := cmp.Or(os.Getenv("AMQP_URL"), "amqp://guest:guest@127.0.0.1:5672/")
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and the broker is not reachable: %v (run `make broker`)", err)
-		}
-		t.Skipf("no broker (%v); set CI=1 to make this a failure", err)
-	}
-	conn.Close()
-	return url
+	return brokertest.URL(t)
 }
 
 // testQueue returns a queue name unique to this run, and deletes the queue

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -22,6 +21,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/amqprpc/amqprpc"
+
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 // TestMain fails the run when the tests leave goroutines behind: a command
@@ -142,16 +143,7 @@ func TestUsageErrors(t *testing.T) {
 // under CI and skips it otherwise.
 func brokerURL(t *testing.T) string {
 	t.Helper()
-	u := cmp.Or(os.Getenv("AMQP_URL"), "amqp://guest:guest@127.0.0.1:5672/")
-	conn, err := amqp.Dial(u)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and the broker is not reachable: %v (run `make broker`)", err)
-		}
-		t.Skipf("no broker (%v); set CI=1 to make this a failure", err)
-	}
-	conn.Close()
-	return u
+	return brokertest.URL(t)
 }
 
 // testQueue returns a queue name unique to this run and deletes the queue

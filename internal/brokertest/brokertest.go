@@ -47,6 +47,17 @@ func URL(t testing.TB) string {
 	return u
 }
 
+// Missing reports that something the test needs (a tool, a package) is
+// missing: it fails the test if CI is set and skips it otherwise. how says
+// what installs it.
+func Missing(t testing.TB, what, how string) {
+	t.Helper()
+	if os.Getenv("CI") != "" {
+		t.Fatalf("CI is set and %s; %s", what, how)
+	}
+	t.Skipf("%s; %s (set CI=1 to make this a failure)", what, how)
+}
+
 // redact hides the password of a URL, for messages.
 func redact(rawURL string) string {
 	u, err := url.Parse(rawURL)

@@ -2,33 +2,23 @@ package main
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
-	"os"
 	"strings"
 	"testing"
 
-	amqp "github.com/rabbitmq/amqp091-go"
-
 	"github.com/amqprpc/amqprpc/examples/kitchen/services"
+
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 // TestRun runs the example against the broker: the stdout exporter's JSON
 // holds seven spans of one trace, and the tree draws them.
 func TestRun(t *testing.T) {
-	url := cmp.Or(os.Getenv("AMQP_URL"), "amqp://guest:guest@127.0.0.1:5672/")
-	conn, err := amqp.Dial(url)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and the broker is not reachable: %v", err)
-		}
-		t.Skipf("no broker (%v); set CI=1 to make this a failure", err)
-	}
-	conn.Close() // the kitchen's queues expire by themselves
+	url := brokertest.URL(t) // the kitchen's queues expire by themselves
 
 	var spans, out bytes.Buffer
 	q := services.NewQueues("amqprpc-otel-example-" + strings.ToLower(rand.Text()[:8]))
