@@ -1,8 +1,6 @@
 package amqprpc
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -131,30 +129,14 @@ func clusterPickPorts(t *testing.T, n int) []int {
 // run runs the script with args, bounded by timeout, and returns its
 // standard output and error.
 func (c *testCluster) run(timeout time.Duration, args ...string) (stdout, stderr string, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", append([]string{c.script}, args...)...)
 	dist := make([]string, len(c.nodes))
 	for i, nd := range c.nodes {
 		dist[i] = strconv.Itoa(nd.distPort)
 	}
-	cmd.Env = append(os.Environ(),
-		"PRIVCLUSTER_EPMD_PORT="+strconv.Itoa(c.epmdPort),
-		"PRIVCLUSTER_DIST_PORTS="+strings.Join(dist, " "),
-		// Should this binary die without running its cleanups, the
-		// script's watchdogs stop the nodes and the epmd.
-		"PRIVNODE_OWNER_PID="+strconv.Itoa(os.Getpid()),
-	)
-	// Should the script hang past its own time limits, its children might
-	// keep the output pipes open: stop waiting for them too.
-	cmd.WaitDelay = 5 * time.Second
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err = cmd.Run()
-	if ctx.Err() != nil {
-		err = fmt.Errorf("%w (after %v)", ctx.Err(), timeout)
-	}
-	return strings.TrimSpace(out.String()), strings.TrimSpace(errOut.String()), err
+	return runNodeScript(timeout, c.script, []string{
+		"PRIVCLUSTER_EPMD_PORT=" + strconv.Itoa(c.epmdPort),
+		"PRIVCLUSTER_DIST_PORTS=" + strings.Join(dist, " "),
+	}, args...)
 }
 
 // do runs one script command and fails the test if it fails.

@@ -192,19 +192,25 @@ func (n *privateNode) writeTLSFiles(t testing.TB, cfg privateNodeConfig) {
 // run runs the script with args, bounded by timeout, and returns its
 // standard output and error.
 func (n *privateNode) run(timeout time.Duration, args ...string) (stdout, stderr string, err error) {
+	env := []string{
+		"PRIVNODE_DIST_PORT=" + strconv.Itoa(n.distPort),
+		"PRIVNODE_EPMD_PORT=" + strconv.Itoa(n.epmdPort),
+	}
+	if n.mtls {
+		env = append(env, "PRIVNODE_MTLS=1")
+	}
+	return runNodeScript(timeout, n.script, env, args...)
+}
+
+// runNodeScript runs a node or cluster script with args and env added to
+// this process's, bounded by timeout, and returns its standard output and
+// error. Should this binary die without running its cleanups (a test
+// timeout, a signal), the script's watchdogs stop what it started.
+func runNodeScript(timeout time.Duration, script string, env []string, args ...string) (stdout, stderr string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", append([]string{n.script}, args...)...)
-	cmd.Env = append(os.Environ(),
-		"PRIVNODE_DIST_PORT="+strconv.Itoa(n.distPort),
-		"PRIVNODE_EPMD_PORT="+strconv.Itoa(n.epmdPort),
-		// Should this binary die without running its cleanups (a test
-		// timeout, a signal), the script's watchdog stops the node.
-		"PRIVNODE_OWNER_PID="+strconv.Itoa(os.Getpid()),
-	)
-	if n.mtls {
-		cmd.Env = append(cmd.Env, "PRIVNODE_MTLS=1")
-	}
+	cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
+	cmd.Env = append(append(os.Environ(), env...), "PRIVNODE_OWNER_PID="+strconv.Itoa(os.Getpid()))
 	// Should the script hang past its own time limits, its children might
 	// keep the output pipes open: stop waiting for them too.
 	cmd.WaitDelay = 5 * time.Second

@@ -84,15 +84,9 @@ func runConformServer(args []string, stdout, stderr io.Writer) int {
 		}
 		return usageError(stderr, cmd, err.Error())
 	}
-	if fs.NArg() != 1 {
-		return usageError(stderr, cmd, "want QUEUE, got "+plural(fs.NArg(), "argument"))
-	}
-	queue := fs.Arg(0)
-	if problem := checkQueue(queue); problem != "" {
+	queue, problem := queueAndPrefetch(fs, *prefetch)
+	if problem != "" {
 		return usageError(stderr, cmd, problem)
-	}
-	if *prefetch < 1 || *prefetch > 1000 {
-		return usageError(stderr, cmd, fmt.Sprintf("-prefetch %d: want 1 to 1000", *prefetch))
 	}
 	var re *regexp.Regexp
 	if *runRE != "" {
@@ -230,4 +224,21 @@ func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 // oneLine keeps a message on one line.
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
+}
+
+// queueAndPrefetch checks the arguments both conform commands take: one
+// QUEUE, and a -prefetch of 1 to 1000. It returns the queue, or what is
+// wrong.
+func queueAndPrefetch(fs *flag.FlagSet, prefetch int) (string, string) {
+	if fs.NArg() != 1 {
+		return "", "want QUEUE, got " + plural(fs.NArg(), "argument")
+	}
+	queue := fs.Arg(0)
+	if problem := checkQueue(queue); problem != "" {
+		return "", problem
+	}
+	if prefetch < 1 || prefetch > 1000 {
+		return "", fmt.Sprintf("-prefetch %d: want 1 to 1000", prefetch)
+	}
+	return queue, ""
 }

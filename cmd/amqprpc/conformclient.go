@@ -58,15 +58,9 @@ func runConformClient(args []string, stdout, stderr io.Writer) int {
 		}
 		return usageError(stderr, cmd, err.Error())
 	}
-	if fs.NArg() != 1 {
-		return usageError(stderr, cmd, "want QUEUE, got "+plural(fs.NArg(), "argument"))
-	}
-	queue := fs.Arg(0)
-	if problem := checkQueue(queue); problem != "" {
+	queue, problem := queueAndPrefetch(fs, *prefetch)
+	if problem != "" {
 		return usageError(stderr, cmd, problem)
-	}
-	if *prefetch < 1 || *prefetch > 1000 {
-		return usageError(stderr, cmd, fmt.Sprintf("-prefetch %d: want 1 to 1000", *prefetch))
 	}
 	f.timeout = time.Second // unused, but check wants a valid one
 	url, err := f.check()
