@@ -2,8 +2,6 @@ package amqprpc
 
 import (
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -69,7 +67,7 @@ func startCluster(t *testing.T, n int) *testCluster {
 		}
 		t.Skipf("a private RabbitMQ cluster cannot run: %s; set CI=1 to make this a failure", reason)
 	}
-	ports := clusterPickPorts(t, 2*n+1)
+	ports := privateNodePickPorts(t, 2*n+1)
 	c := &testCluster{
 		name:     fmt.Sprintf("amqprpc-cluster-%d", os.Getpid()),
 		dir:      t.TempDir(), // before the Cleanup below, so removed after the stop
@@ -96,34 +94,6 @@ func startCluster(t *testing.T, n int) *testCluster {
 	t.Logf("cluster %s of %d nodes formed on 127.0.0.1 ports %v in %v",
 		c.name, n, ports[:n], time.Since(begin).Round(time.Millisecond))
 	return c
-}
-
-// clusterPickPorts returns n distinct ports free on 127.0.0.1, between
-// 28000 and 32700: below Linux's ephemeral range, so that no outgoing
-// connection takes one before its node binds it, and above the distribution
-// ports (25672 and up) of nodes on the usual AMQP ports.
-func clusterPickPorts(t *testing.T, n int) []int {
-	t.Helper()
-	const lo, hi = 28000, 32700
-	seen := map[int]bool{}
-	var ports []int
-	for tries := 0; len(ports) < n; tries++ {
-		if tries > 1000 {
-			t.Fatalf("no %d free ports in %d-%d on 127.0.0.1", n, lo, hi)
-		}
-		p := lo + rand.IntN(hi-lo)
-		if seen[p] {
-			continue
-		}
-		seen[p] = true
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		ports = append(ports, p)
-	}
-	return ports
 }
 
 // run runs the script with args, bounded by timeout, and returns its

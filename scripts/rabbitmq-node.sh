@@ -96,6 +96,22 @@ alive() {
   [ -n "${1:-}" ] && proc_stat "$1" && [ "${stat[0]}" != Z ] && [ "${stat[0]}" != X ]
 }
 
+# exiting PID reports whether any thread of the process still runs. After a
+# SIGKILL the main thread of a multi-threaded process (an Erlang VM) can be a
+# zombie while its other threads still exit, and they hold its files, its
+# listening sockets included, until the last of them is gone.
+exiting() {
+  local f line state
+  [ -n "${1:-}" ] || return 1
+  for f in "/proc/$1/task/"*/stat; do
+    { read -r line <"$f"; } 2>/dev/null || continue
+    state=${line##*) }
+    state=${state%% *}
+    [ "$state" != Z ] && [ "$state" != X ] && return 0
+  done
+  return 1
+}
+
 read_pid() { [ -s "$1" ] && cat "$1"; }
 
 # session_pids SID prints the live processes of session SID.
@@ -113,7 +129,7 @@ wait_gone() {
   local deadline=$((SECONDS + $1)) p
   shift
   for p in "$@"; do
-    while alive "$p"; do
+    while alive "$p" || exiting "$p"; do
       ((SECONDS < deadline)) || return 1
       sleep 0.05
     done
@@ -212,14 +228,25 @@ boot_failed() {
   exit 1
 }
 
+# await_ports_free waits a little for the node's ports to be free: the
+# sockets of a node killed a moment ago can outlive its processes by as long
+# as the kernel takes to close them. Something else on a port is an error.
+await_ports_free() {
+  local p deadline=$((SECONDS + 10))
+  for p in "$AMQP_PORT" "$DIST_PORT" ${TLS_PORT:+"$TLS_PORT"}; do
+    while listening "$p"; do
+      ((SECONDS < deadline)) || die "port $p on 127.0.0.1 is already in use"
+      sleep 0.05
+    done
+  done
+}
+
 # boot starts the node on its data directory and waits until it is up.
 boot() {
   local p wrapper
   alive "$(beam_pid || true)" && die "node $RABBITMQ_NODENAME is already running"
   kill_session "$(read_pid "$dir/wrapper.pid" || true)"
-  for p in "$AMQP_PORT" "$DIST_PORT" ${TLS_PORT:+"$TLS_PORT"}; do
-    listening "$p" && die "port $p on 127.0.0.1 is already in use"
-  done
+  await_ports_free
   ensure_epmd
   rm -f "$dir/rabbit.pid"
   # Its own session, so that killing the caller's process group leaves it be,
