@@ -119,6 +119,14 @@ func TestPrivateNode(t *testing.T) {
 			c.Close()
 			t.Errorf("Dial after kill = nil error; want one")
 		}
+		// Kill returns once every thread of the VM is gone, and with them
+		// its sockets, so a restart at once finds its ports free.
+		for _, port := range []int{n.amqpPort, n.tlsPort, n.distPort} {
+			if c, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), time.Second); err == nil {
+				c.Close()
+				t.Errorf("port %d accepts connections right after Kill; want it closed", port)
+			}
+		}
 		begin = time.Now()
 		n.Restart(t)
 		t.Logf("kill took %v, restart until AMQP answers %v", killed.Round(time.Millisecond), time.Since(begin).Round(time.Millisecond))
