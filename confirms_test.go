@@ -101,25 +101,31 @@ func TestConfirmsSurviveAStalledWrite(t *testing.T) {
 	callWorks(t, client, 10*time.Second, "first call")
 
 	// ended counts the calls that have ended, failed those with an error,
-	// firstErr keeps one.
-	var ended, failed atomic.Int64
+	// lost those answered with a reply that is not theirs; firstErr keeps
+	// one error.
+	var ended, failed, lost atomic.Int64
 	var firstErr atomic.Value
-	call := func(method string, args *Args, reply any) {
+	call := func(method string, args *Args, reply any, theirs func() bool) {
 		c := client.Go(method, args, reply, make(chan *rpc.Call, 1))
 		go func() {
 			<-c.Done
-			if c.Error != nil {
+			switch {
+			case c.Error != nil:
 				failed.Add(1)
 				firstErr.CompareAndSwap(nil, c.Error.Error())
+			case !theirs():
+				lost.Add(1)
 			}
 			ended.Add(1)
 		}()
 	}
 	for i := range held {
-		call("Stall.Hold", &Args{A: i}, new(int))
+		reply := new(int)
+		call("Stall.Hold", &Args{A: i}, reply, func() bool { return *reply == i })
 	}
 	for range bigs {
-		call("Stall.Big", &Args{A: bigSize}, new(Payload))
+		reply := new(Payload)
+		call("Stall.Big", &Args{A: bigSize}, reply, func() bool { return len(reply.Data) == bigSize })
 	}
 	brokertest.WaitFor(t, 30*time.Second, "every call waiting at the server", func() bool {
 		return svc.held.Load() == held && svc.bigs.Load() == bigs
@@ -142,10 +148,13 @@ func TestConfirmsSurviveAStalledWrite(t *testing.T) {
 	for ended.Load() < held+bigs && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond) // polling the calls with a deadline
 	}
-	hung := held + bigs - ended.Load()
-	t.Logf("stalled writes with confirms: %d calls, %d failed, %d hung", held+bigs, failed.Load(), hung)
+	issued := int64(held + bigs)
+	hung := issued - ended.Load()
+	t.Logf("RELIABILITY | confirms on, server's writes stalled 7 s while %d confirms wait | issued %d | answered %d | failed with a clear error %d | hung %d | lost %d",
+		held, issued, ended.Load()-failed.Load()-lost.Load(), failed.Load(), hung, lost.Load())
 	assert.Zero(t, hung, "calls hung")
 	assert.Zero(t, failed.Load(), "calls failed, first: %v", firstErr.Load())
+	assert.Zero(t, lost.Load(), "calls answered with a reply not theirs")
 
 	unacked := func() int {
 		out := node.Ctl(t, "list_queues", "--no-table-headers", "name", "messages_unacknowledged")

@@ -8,7 +8,7 @@ export CI=1 AMQPRPC_SOAK=${AMQPRPC_SOAK:-60s}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 go test -race -count=1 -timeout 20m -v \
-  -run 'TestBrokerFaults|TestStalledNetwork|TestRollingRestartUnderLoad|TestSoak|TestCluster' . >"$out" 2>&1 || {
+  -run 'TestBrokerFaults|TestStalledNetwork|TestConfirmsSurviveAStalledWrite|TestRollingRestartUnderLoad|TestSoak|TestCluster' . >"$out" 2>&1 || {
   tail -50 "$out" >&2
   echo "reliability-table: the fault tests failed" >&2
   exit 1
