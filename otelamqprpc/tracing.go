@@ -57,7 +57,8 @@ func (t *tracing) client(ctx context.Context, info *amqprpc.CallInfo) amqprpc.Ca
 		trace.WithAttributes(callAttributes(info)...))
 	t.propagators.Inject(ctx, headerCarrier(info.Header))
 	return func(elapsed time.Duration, err error) {
-		t.clientCalls.Record(ctx, elapsed.Seconds(), SystemName, end(span, method, err)...)
+		t.clientCalls.Record(ctx, elapsed.Seconds(), SystemName, outcome(span, method, err)...)
+		span.End() // after the record: whoever sees the span ended sees the duration
 	}
 }
 
@@ -70,7 +71,8 @@ func (t *tracing) server(ctx context.Context, info *amqprpc.CallInfo) (context.C
 		trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(callAttributes(info)...))
 	return ctx, func(elapsed time.Duration, err error) {
-		t.serverCalls.Record(ctx, elapsed.Seconds(), SystemName, end(span, method, err)...)
+		t.serverCalls.Record(ctx, elapsed.Seconds(), SystemName, outcome(span, method, err)...)
+		span.End()
 	}
 }
 
@@ -96,11 +98,11 @@ func callAttributes(info *amqprpc.CallInfo) []attribute.KeyValue {
 	return attrs
 }
 
-// end ends span with how the call ended, and returns the attributes of the
-// duration's record: rpc.method and, on failure, error.type.
-func end(span trace.Span, method string, err error) []attribute.KeyValue {
+// outcome sets on span how the call ended, and returns the attributes of
+// the duration's record: rpc.method and, on failure, error.type. The caller
+// ends the span.
+func outcome(span trace.Span, method string, err error) []attribute.KeyValue {
 	if err == nil {
-		span.End()
 		return []attribute.KeyValue{semconv.RPCMethod(method)}
 	}
 	typ := errorType(err)
@@ -111,7 +113,6 @@ func end(span trace.Span, method string, err error) []attribute.KeyValue {
 	}
 	span.SetAttributes(semconv.ErrorTypeKey.String(typ))
 	span.SetStatus(codes.Error, err.Error())
-	span.End()
 	return []attribute.KeyValue{semconv.RPCMethod(method), semconv.ErrorTypeKey.String(typ)}
 }
 
