@@ -52,17 +52,18 @@ func NewClientCodec(conn *amqp.Connection, queue string, opts ...ClientOption) (
 // (held.go), and the replies checked and handed to net/rpc (replies.go).
 // This file publishes requests and takes the transport's reports.
 type clientCodec struct {
-	t        requestTransport
-	queue    string
-	ids      correlationIDs
-	enc      codec.Encoding
-	bodies   codec.Codec
-	timeout  time.Duration
-	expires  string // the timeout in milliseconds, for the expiration property
-	confirms bool
-	slots    chan struct{}   // one token per call in flight, with WithMaxInFlight; else nil
-	buf      []byte          // request encoding buffer; net/rpc serializes WriteRequest
-	msg      amqp.Publishing // the request being written, reused likewise
+	t           requestTransport
+	queue       string
+	ids         correlationIDs
+	enc         codec.Encoding
+	bodies      codec.Codec
+	timeout     time.Duration
+	expires     string        // the timeout in milliseconds, for the expiration property
+	inspectWait time.Duration // bounds a timeout's question about the queue (deadlines.go)
+	confirms    bool
+	slots       chan struct{}   // one token per call in flight, with WithMaxInFlight; else nil
+	buf         []byte          // request encoding buffer; net/rpc serializes WriteRequest
+	msg         amqp.Publishing // the request being written, reused likewise
 
 	// mu guards calls (and each call's gen, msg and confirmed), lostGen,
 	// readies and closed. It is never held across a publish.
@@ -111,13 +112,14 @@ type requestTransport interface {
 // newCodec makes a client codec for queue, not yet started.
 func newCodec(queue string, o *clientOptions) *clientCodec {
 	c := &clientCodec{
-		queue:    queue,
-		ids:      newCorrelationIDs(),
-		enc:      o.encoding,
-		timeout:  o.callTimeout,
-		confirms: o.confirms,
-		inbox:    inbox{wake: make(chan struct{}, 1)},
-		hooks:    clientHooks{queue: queue, list: o.hooks},
+		queue:       queue,
+		ids:         newCorrelationIDs(),
+		enc:         o.encoding,
+		timeout:     o.callTimeout,
+		inspectWait: o.inspectWait,
+		confirms:    o.confirms,
+		inbox:       inbox{wake: make(chan struct{}, 1)},
+		hooks:       clientHooks{queue: queue, list: o.hooks},
 	}
 	c.replies = replyReader{bodies: &c.bodies, maxBody: o.maxBody}
 	if o.maxInFlight > 0 {

@@ -156,11 +156,21 @@ func TestNackedRequestFails(t *testing.T) {
 }
 
 func TestTimeoutSaysWhyOnce(t *testing.T) {
-	c, f := fakeCodec(t, 2, WithCallTimeout(50*time.Millisecond))
-	f.state = transport.QueueState{Exists: true, Messages: 3}
+	o, err := newClientOptions([]ClientOption{WithEncoding(codec.JSON), WithCallTimeout(50 * time.Millisecond)})
+	require.NoError(t, err)
+	f := &fakeTransport{gen: 2, state: transport.QueueState{Exists: true, Messages: 3}}
+	c := newCodec("svc", o)
+	// The deadline goroutine starts once all five calls are past their
+	// deadlines, so that they time out together, however late its timer
+	// would have fired for the first of them.
+	c.t = f
 	for seq := uint64(1); seq <= 5; seq++ {
 		write(t, c, seq)
 	}
+	time.Sleep(60 * time.Millisecond) // the calls' 50 ms deadlines pass
+	c.deadline.start(c)
+	t.Cleanup(func() { c.Close() })
+	c.deadline.rearm <- struct{}{}
 	for range 5 {
 		r := nextResponse(t, c)
 		assert.True(t, strings.HasPrefix(r.Error, ErrTimeout.Error()), "Error = %q", r.Error)

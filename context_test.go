@@ -114,8 +114,11 @@ func TestCallReturnsWhenContextEnds(t *testing.T) {
 			ctx, cancel := tt.ctx()
 			defer cancel()
 			go func() {
-				<-arith.began
-				tt.end(cancel)
+				select {
+				case <-arith.began:
+					tt.end(cancel)
+				case <-ctx.Done(): // the request expired before it ran
+				}
 			}()
 			start := time.Now()
 			var r int
@@ -148,7 +151,7 @@ func TestCallWaitingForASlotEndsWithContext(t *testing.T) {
 	client, cc := ourClient(t, brokertest.URL(t), queue, WithMaxInFlight(1), WithCallTimeout(30*time.Second))
 
 	stuck := client.Go("Arith.Wait", &Args{1, 1}, new(int), nil)
-	<-arith.began
+	arith.waitBegan(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -276,7 +279,7 @@ func TestServerContextEndsAtDeadline(t *testing.T) {
 	svc := &ctxService{ended: make(chan error, 1)}
 	startServer(t, svc, queue)
 	client, _ := ourClient(t, brokertest.URL(t), queue)
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	// The service gives up at the same moment as the caller (a little
 	// before: the header has whole milliseconds), so its error may reach

@@ -20,8 +20,9 @@ type deadlines struct {
 	expiry []*call       // reused by the goroutine
 }
 
-// inspectWait bounds the question a timeout asks the broker.
-const inspectWait = 500 * time.Millisecond
+// defaultInspectWait bounds the question a timeout asks the broker, and so
+// how late it can make the timeouts that come due meanwhile.
+const defaultInspectWait = 500 * time.Millisecond
 
 func (d *deadlines) start(c *clientCodec) {
 	d.c = c
@@ -101,7 +102,7 @@ func (d *deadlines) expire() {
 
 // queueState describes the service queue for a timeout's error.
 func (c *clientCodec) queueState() string {
-	st, err := c.t.InspectQueue(c.queue, inspectWait)
+	st, err := c.t.InspectQueue(c.queue, c.inspectWait)
 	switch {
 	case err != nil:
 		return "the queue could not be inspected: " + detail(err)

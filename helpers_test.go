@@ -11,7 +11,6 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
@@ -22,7 +21,7 @@ func TestMain(m *testing.M) {
 	if queue := os.Getenv(childServerEnv); queue != "" {
 		os.Exit(runChildServer(queue))
 	}
-	goleak.VerifyTestMain(m)
+	brokertest.VerifyNoLeaks(m)
 }
 
 // testQueue returns a queue name unique to this test run and deletes the
@@ -89,6 +88,19 @@ func (t *Arith) Echo(args *Payload, reply *Payload) error {
 	t.calls.Add(1)
 	*reply = *args
 	return nil
+}
+
+// waitBegan waits, within 10 s, for a Wait call to start, and returns its
+// argument.
+func (t *Arith) waitBegan(tb testing.TB) int {
+	tb.Helper()
+	select {
+	case a := <-t.began:
+		return a
+	case <-time.After(10 * time.Second):
+		tb.Fatalf("no Arith.Wait call began within 10s")
+		return 0
+	}
 }
 
 // Wait blocks until the test opens the gate, then multiplies.
@@ -238,4 +250,11 @@ func asServer(opts []Option) []ServerOption {
 		out[i] = o
 	}
 	return out
+}
+
+// withInspectWait lets a timeout wait d for the broker's answer about the
+// queue, for tests that check what the timeout's error says about it on a
+// broker that busy neighbours can slow past the usual 500 ms.
+func withInspectWait(d time.Duration) ClientOption {
+	return client(func(o *clientOptions) { o.inspectWait = d })
 }

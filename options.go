@@ -56,6 +56,7 @@ type clientOptions struct {
 	callTimeout   time.Duration
 	maxInFlight   int
 	hooks         []ClientHook // WithClientHook, WithHooks (hooks.go)
+	inspectWait   time.Duration
 }
 
 type serverOptions struct {
@@ -93,7 +94,7 @@ func defaultOptions() options {
 }
 
 func newClientOptions(opts []ClientOption) (*clientOptions, error) {
-	o := &clientOptions{options: defaultOptions(), encoding: codec.Gob, callTimeout: DefaultCallTimeout}
+	o := &clientOptions{options: defaultOptions(), encoding: codec.Gob, callTimeout: DefaultCallTimeout, inspectWait: defaultInspectWait}
 	for _, opt := range opts {
 		if opt == nil {
 			return nil, errNilOption

@@ -38,7 +38,7 @@ func TestQueueWithoutConsumerTimesOutAndExpires(t *testing.T) {
 	conn, ch := rawConn(t)
 	_, err := ch.QueueDeclare(queue, false, false, false, false, nil)
 	require.NoError(t, err)
-	client := dial(t, queue, WithCallTimeout(300*time.Millisecond))
+	client := dial(t, queue, WithCallTimeout(300*time.Millisecond), withInspectWait(5*time.Second))
 	var r int
 	err = client.Call("Arith.Multiply", &Args{1, 2}, &r)
 	require.ErrorIs(t, Cause(err), ErrTimeout, "Call with no consumer")
@@ -59,7 +59,7 @@ func TestTimeoutThenLateReplyIsDropped(t *testing.T) {
 		return []amqp.Publishing{{ContentType: "application/json", Body: []byte("7")}}
 	})
 	_, ch := rawConn(t)
-	client := dial(t, queue, WithEncoding(codec.JSON), WithCallTimeout(300*time.Millisecond))
+	client := dial(t, queue, WithEncoding(codec.JSON), WithCallTimeout(300*time.Millisecond), withInspectWait(5*time.Second))
 	var r int
 	start := time.Now()
 	err := client.Call("Slow.Call", &Args{}, &r)

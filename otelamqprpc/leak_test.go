@@ -3,8 +3,8 @@ package otelamqprpc_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 // TestMain fails the run when the tests leave goroutines behind.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { brokertest.VerifyNoLeaks(m) }

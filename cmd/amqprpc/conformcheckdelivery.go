@@ -128,7 +128,9 @@ func checkExpiredNotRun(k *checker) error {
 			"its prefetch is larger than %d (tell the checker with -prefetch), or it acknowledges requests before it answers them (§6)",
 			expiredTTL, k.prefetch, k.prefetch)
 	}
-	// Were it delivered now, the probe would come before Count: look twice.
+	// Whether or not the queue could be seen holding the probe, a server
+	// that took it would run it, and Count would say so. Were it delivered
+	// now, the probe would come before Count: look twice.
 	for i := range 2 {
 		if i > 0 {
 			time.Sleep(300 * time.Millisecond) // a run that must not happen cannot be waited for
@@ -151,7 +153,9 @@ func checkExpiredNotRun(k *checker) error {
 
 // publishProbe publishes a Record of token with a short expiration on a
 // channel with publisher confirms, waits for the broker to take it, and
-// says how many requests then wait in the queue.
+// says how many requests then wait in the queue: -1 when the broker's
+// answer came after the probe could have expired (a busy broker), which
+// makes an empty queue say nothing about the server.
 func (k *checker) publishProbe(token string) (string, <-chan reply, int, error) {
 	ch, err := k.conn.Channel()
 	if err != nil {
@@ -163,6 +167,7 @@ func (k *checker) publishProbe(token string) (string, <-chan reply, int, error) 
 	}
 	id := k.token + "-expired-call"
 	w := k.private.watch(id)
+	sent := time.Now()
 	dc, err := ch.PublishWithDeferredConfirm("", k.queue, true, false, amqp.Publishing{
 		CorrelationId: id,
 		ReplyTo:       k.private.replyTo,
@@ -188,6 +193,9 @@ func (k *checker) publishProbe(token string) (string, <-chan reply, int, error) 
 	if err != nil {
 		k.private.forget(id)
 		return "", nil, 0, fmt.Errorf("asking the broker about queue %q: %w", k.queue, err)
+	}
+	if time.Since(sent) >= expiredTTL {
+		return id, w, -1, nil
 	}
 	return id, w, q.Messages, nil
 }

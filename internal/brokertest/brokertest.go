@@ -21,6 +21,8 @@ import (
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"go.uber.org/goleak"
 )
 
 // DefaultURL is the broker the tests use when AMQP_URL is not set.
@@ -288,4 +290,24 @@ func goroutinesBackTo(n int, d time.Duration) bool {
 		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
 	}
 	return true
+}
+
+// VerifyNoLeaks runs the tests and fails the run when goroutines they
+// started are still running 10 s after the last test (goleak's own check
+// gives them about half a second, short for connections closing through a
+// busy broker). Call it from TestMain.
+func VerifyNoLeaks(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		deadline := time.Now().Add(10 * time.Second)
+		err := goleak.Find()
+		for err != nil && time.Now().Before(deadline) {
+			err = goleak.Find() // retries for about 0.4 s itself
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: goroutines left 10s after the tests: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }

@@ -310,7 +310,7 @@ func TestPlaceUndoesTimedOutStep(t *testing.T) {
 	slow := &slowLogistics{release: make(chan struct{}), shipped: make(chan error, 1)}
 	s := openShop(t, shopConfig{
 		wrapLogistics: func(l *services.Logistics) any { slow.Logistics = l; return slow },
-		callTimeout:   500 * time.Millisecond,
+		callTimeout:   2 * time.Second, // long enough for the other steps on a busy broker
 	})
 	var once sync.Once
 	release := func() { once.Do(func() { close(slow.release) }) }
