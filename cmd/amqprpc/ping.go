@@ -99,19 +99,7 @@ func inspect(url, queue string) (queueState, error) {
 		return queueState{}, errors.New(withoutPassword(err.Error(), url))
 	}
 	defer conn.Close()
-	ch, err := conn.Channel()
-	if err != nil {
-		return queueState{}, err
-	}
-	q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
-	var ae *amqp.Error
-	switch {
-	case errors.As(err, &ae) && ae.Code == amqp.NotFound:
-		return queueState{}, nil
-	case err != nil:
-		return queueState{}, err
-	}
-	return queueState{exists: true, consumers: q.Consumers, messages: q.Messages}, nil
+	return inspectOn(conn, queue)
 }
 
 // withoutPassword replaces the password of rawURL wherever it occurs in
