@@ -2,14 +2,12 @@ package otelamqprpc_test
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"net/rpc"
 	"strings"
 	"testing"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -36,19 +34,7 @@ func brokerURL(t testing.TB) string {
 // when the test ends.
 func testQueue(t testing.TB, what string) string {
 	t.Helper()
-	name := "amqprpc-otel-" + what + "-" + strings.ToLower(rand.Text()[:8])
-	url := brokerURL(t)
-	t.Cleanup(func() {
-		conn, err := amqp.Dial(url)
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		if ch, err := conn.Channel(); err == nil {
-			_, _ = ch.QueueDelete(name, false, false, false)
-		}
-	})
-	return name
+	return brokertest.Queue(t, brokerURL(t), "otel-"+what)
 }
 
 // serve serves rcvr under name on queue until the test ends, and returns

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -150,18 +149,7 @@ func brokerURL(t *testing.T) string {
 // when the test ends.
 func testQueue(t *testing.T, u string) string {
 	t.Helper()
-	name := "amqprpc-cmd-test-" + strings.ToLower(rand.Text()[:8])
-	t.Cleanup(func() {
-		conn, err := amqp.Dial(u)
-		if err != nil {
-			return
-		}
-		defer conn.Close()
-		if ch, err := conn.Channel(); err == nil {
-			_, _ = ch.QueueDelete(name, false, false, false)
-		}
-	})
-	return name
+	return brokertest.Queue(t, u, "cmd")
 }
 
 type Args struct{ A, B int }
