@@ -28,38 +28,11 @@ func TestPoisonSparesInnocentRequests(t *testing.T) {
 
 	// Innocent callers: each call works a little, so that some always
 	// finish after a poisonous one and have their replies written after it.
-	const callers = 16
 	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var mu sync.Mutex // guards failures and answered
-	var failures []string
-	answered := 0
-	for g := range callers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				want := g*1_000_000 + i
-				var got int
-				err := client.Call("Arith.Work", &Args{A: 20, B: want}, &got)
-				mu.Lock()
-				switch {
-				case err != nil:
-					failures = append(failures, fmt.Sprintf("call %d: %v", want, err))
-				case got != want:
-					failures = append(failures, fmt.Sprintf("call %d answered %d", want, got))
-				default:
-					answered++
-				}
-				mu.Unlock()
-			}
-		}()
-	}
+	stopLoad := sync.OnceFunc(func() { close(stop) })
+	t.Cleanup(stopLoad) // should the test end early
+	done := make(chan *loadStats, 1)
+	go func() { done <- runLoad(client, 16, 5*time.Second, 20, stop) }()
 	// Poisonous requests with one forged reply_to, as a client on a lost
 	// node leaves behind: one per caller it had.
 	_, ch := rawConn(t)
@@ -73,11 +46,10 @@ func TestPoisonSparesInnocentRequests(t *testing.T) {
 		}
 	}
 	time.Sleep(4 * time.Second) // load while the poison goes round
-	close(stop)
-	wg.Wait()
-	if len(failures) > 0 {
-		t.Errorf("%d innocent calls failed, %d answered; want none failed:\n%v", len(failures), answered, failures[:min(len(failures), 10)])
-	}
+	stopLoad()
+	st := <-done
+	st.report(t, "innocent callers beside 20 poisonous requests")
+	st.check(t, false) // no innocent call failed, hung or got another's reply
 	// The server still answers, and the poison is gone from the queue.
 	var r int
 	if err := client.Call("Arith.Multiply", &Args{2, 3}, &r); err != nil || r != 6 {
