@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 	if queue := os.Getenv(childServerEnv); queue != "" {
 		os.Exit(runChildServer(queue))
 	}
-	brokertest.VerifyNoLeaks(m)
+	brokertest.Main(m)
 }
 
 // testQueue returns a queue name unique to this test run and deletes the

@@ -14,7 +14,6 @@ import (
 	"net/rpc"
 	"net/url"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -267,36 +266,11 @@ func Dial[O any](t testing.TB, dial func(url, queue string, opts ...O) (*rpc.Cli
 	return c
 }
 
-// Main runs the tests and fails the run when they leave goroutines behind;
-// call it from TestMain.
-func Main(m *testing.M) {
-	before := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 && !goroutinesBackTo(before, 10*time.Second) {
-		buf := make([]byte, 1<<20)
-		fmt.Fprintf(os.Stderr, "goroutines leaked: %d before the tests, %d after\n%s\n",
-			before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-		code = 1
-	}
-	os.Exit(code)
-}
-
-// goroutinesBackTo polls until at most n goroutines run, for up to d.
-func goroutinesBackTo(n int, d time.Duration) bool {
-	for deadline := time.Now().Add(d); runtime.NumGoroutine() > n; {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
-	}
-	return true
-}
-
-// VerifyNoLeaks runs the tests and fails the run when goroutines they
+// Main runs the tests and fails the run when goroutines they
 // started are still running 10 s after the last test (goleak's own check
 // gives them about half a second, short for connections closing through a
 // busy broker). Call it from TestMain.
-func VerifyNoLeaks(m *testing.M) {
+func Main(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
 		deadline := time.Now().Add(10 * time.Second)
