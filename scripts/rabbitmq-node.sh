@@ -129,7 +129,7 @@ wait_gone() {
   local deadline=$((SECONDS + $1)) p
   shift
   for p in "$@"; do
-    while alive "$p" || exiting "$p"; do
+    while exiting "$p"; do
       ((SECONDS < deadline)) || return 1
       sleep 0.05
     done
