@@ -1,11 +1,12 @@
 # make test: the static checks (make lint), every test with the race
 #            detector, and a short run of each fuzz target, against a local
-#            broker.
+#            broker (and a local Redis, for the reply store).
 # make lint: go vet, staticcheck, go mod tidy -diff in every module, and
 #            actionlint on the GitHub Actions workflow; needs no broker.
 # make demo: the Arith example, then the order example (an order service and
 #            four services it calls), end to end through the broker.
-# test and demo start (or install, as root) RabbitMQ on 127.0.0.1:5672 first.
+# test and demo start (or install, as root) RabbitMQ on 127.0.0.1:5672 first,
+# and Redis on 127.0.0.1:6379.
 
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
@@ -18,9 +19,10 @@ FUZZTIME ?=
 fuzz-budget = $(if $(FUZZTIME),$(FUZZTIME),$(1))
 
 # Every Go module in the repository: the library, the bench program (its
-# own module, for gonum/plot) and the OpenTelemetry instrumentation (its own
-# module, so that the library does not require OpenTelemetry).
-MODULES := . examples/bench otelamqprpc
+# own module, for gonum/plot), the OpenTelemetry instrumentation and the
+# Redis reply store (each its own module, so that the library requires
+# neither OpenTelemetry nor go-redis).
+MODULES := . examples/bench otelamqprpc redisstore
 
 # Checkers run through `go run` at pinned versions, so that a machine needs
 # only Go: the module proxy supplies them on first use, the build cache keeps
@@ -30,10 +32,13 @@ ACTIONLINT_VERSION := v1.7.12
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 ACTIONLINT := $(GO) run github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
-.PHONY: test lint demo demo-arith demo-order broker interop-deps vet staticcheck tidy-check actionlint fuzz soak bench bench-tracing reliability cluster-bench
+.PHONY: test lint demo demo-arith demo-order broker redis interop-deps vet staticcheck tidy-check actionlint fuzz soak bench bench-tracing reliability cluster-bench
 
 broker:
 	@scripts/ensure-broker.sh
+
+redis:
+	@scripts/ensure-redis.sh
 
 # Python's pika, Node's amqplib and the RabbitMQ Java client for the
 # cross-language tests.
@@ -61,9 +66,10 @@ tidy-check:
 actionlint:
 	$(ACTIONLINT)
 
-test: lint broker interop-deps
+test: lint broker redis interop-deps
 	$(GO) test -race -count=1 -timeout 15m ./...
 	cd otelamqprpc && $(GO) test -race -count=1 -timeout 10m ./...
+	cd redisstore && $(GO) test -race -count=1 -timeout 10m ./...
 	$(MAKE) --no-print-directory fuzz
 
 fuzz:
