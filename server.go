@@ -78,7 +78,8 @@ type serverCodec struct {
 	cur       *inbound // owned by ServeCodec's reading goroutine
 	closeOnce sync.Once
 
-	hooks serverHooks // WithServerHook (hooks.go)
+	hooks serverHooks    // WithServerHook (hooks.go)
+	store *storedReplies // WithReplyStore (storedreplies.go); nil without
 }
 
 // inbound is a request taken from the queue.
@@ -88,6 +89,8 @@ type inbound struct {
 	enc    codec.Encoding
 	method string
 	rc     *requestContext // the caller's deadline and the hooks (hooks.go); nil without
+	key    string          // its key in the reply store; "" without
+	owner  string          // its claim's owner in the reply store; "" without
 }
 
 func newServerCodec(conn *amqp.Connection, url, queue string, opts []ServerOption) (*serverCodec, *serverOptions, error) {
@@ -117,6 +120,7 @@ func newServerCodec(conn *amqp.Connection, url, queue string, opts []ServerOptio
 		pending:       make(map[uint64]*inbound),
 		poison:        poison,
 		hooks:         serverHooks{queue: queue, list: o.hooks},
+		store:         newStoredReplies(o.replyStore, queue, o.logger),
 	}
 	c.out.start(c.reply, c.ackAnswered)
 	return c, o, nil
@@ -150,11 +154,15 @@ func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 		if c.answerPing(in) { // ping.go
 			continue
 		}
+		if c.store != nil && !c.admit(in) { // storedreplies.go
+			continue
+		}
 		c.mu.Lock()
 		if c.closing {
 			// Close has stopped waiting for replies: this one could not
 			// be sent, so it goes back to the queue unrun.
 			c.mu.Unlock()
+			c.store.released(in)
 			_ = c.t.Reject(&in.req, true)
 			return io.EOF
 		}
@@ -223,35 +231,26 @@ func (c *serverCodec) WriteResponse(r *rpc.Response, body any) error {
 	if in == nil {
 		return fmt.Errorf("amqprpc: response to unknown request %d", r.Seq)
 	}
+	if c.store != nil && in.key != "" {
+		go c.storeReply(outbound{in: in, body: body, errText: r.Error}) // storedreplies.go
+		return nil
+	}
 	if !c.out.put(outbound{in: in, body: body, errText: r.Error}) {
 		return ErrClosed // cannot happen: Close waits for every pending reply
 	}
 	return nil
 }
 
-// reply encodes (into *buf, reused), publishes and acknowledges one reply,
-// on the outbox's goroutine. A reply that cannot be encoded or is too large
-// becomes an error reply.
+// reply encodes (into *buf, reused) unless it is encoded already,
+// publishes and acknowledges one reply, on the outbox's goroutine.
 func (c *serverCodec) reply(o outbound, buf *[]byte) {
 	in := o.in
 	defer c.done(in.seq)
-	var payload []byte
-	if o.errText == "" {
-		b, err := c.bodies.Marshal((*buf)[:0], in.enc, o.body)
-		switch {
-		case err != nil:
-			o.errText = fmt.Sprintf("amqprpc: %s: %s", in.method, detail(err))
-		case len(b) > c.maxBody:
-			o.errText = failure(ErrBodyTooLarge, "%s reply of %d bytes, limit %d", in.method, len(b), c.maxBody).Error()
-		default:
-			payload = b
-		}
-		*buf = b
-	}
-	msg := amqp.Publishing{CorrelationId: in.req.CorrelationId, ContentType: in.enc.ContentType(), Body: payload}
-	if o.errText != "" {
-		msg.Headers = amqp.Table{ErrorHeader: truncateUTF8(o.errText, maxErrorText)}
-		msg.Body = nil
+	var msg amqp.Publishing
+	if o.ready != nil {
+		msg = *o.ready
+	} else {
+		msg = c.encode(&o, buf)
 	}
 	var err error
 	switch {
@@ -270,6 +269,32 @@ func (c *serverCodec) reply(o outbound, buf *[]byte) {
 		c.log.Warn("amqprpc: reply not sent; the broker will redeliver the request", "method", fmt.Sprintf("%.64s", in.method), "err", err)
 	}
 	in.rc.finish(o.errText, err) // hooks.go
+}
+
+// encode makes the message of reply o (its body encoded into *buf, reused).
+// A reply that cannot be encoded or is too large becomes an error reply,
+// o.errText saying why.
+func (c *serverCodec) encode(o *outbound, buf *[]byte) amqp.Publishing {
+	in := o.in
+	var payload []byte
+	if o.errText == "" {
+		b, err := c.bodies.Marshal((*buf)[:0], in.enc, o.body)
+		switch {
+		case err != nil:
+			o.errText = fmt.Sprintf("amqprpc: %s: %s", in.method, detail(err))
+		case len(b) > c.maxBody:
+			o.errText = failure(ErrBodyTooLarge, "%s reply of %d bytes, limit %d", in.method, len(b), c.maxBody).Error()
+		default:
+			payload = b
+		}
+		*buf = b
+	}
+	msg := amqp.Publishing{CorrelationId: in.req.CorrelationId, ContentType: in.enc.ContentType(), Body: payload}
+	if o.errText != "" {
+		msg.Headers = amqp.Table{ErrorHeader: truncateUTF8(o.errText, maxErrorText)}
+		msg.Body = nil
+	}
+	return msg
 }
 
 // ackAnswered acknowledges the requests whose replies are published, on
@@ -312,6 +337,7 @@ func (c *serverCodec) Close() error {
 		if idle != nil {
 			<-idle
 		}
+		c.store.close() // storedreplies.go
 		c.out.close()
 		_ = c.t.Close()
 	})
@@ -323,6 +349,7 @@ type outbound struct {
 	in      *inbound
 	body    any
 	errText string
+	ready   *amqp.Publishing // the reply, encoded already (storedreplies.go)
 }
 
 // outbox queues replies for one goroutine that sends them in order. put
