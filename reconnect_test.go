@@ -43,10 +43,10 @@ func faultServerOpts(name string, more ...ServerOption) []ServerOption {
 }
 
 // loadDuring runs 32 callers while fault runs, and reports.
-func loadDuring(t *testing.T, client *rpc.Client, callTimeout time.Duration, scenario string, fault func()) *loadStats {
+func loadDuring(t *testing.T, client *rpc.Client, callTimeout time.Duration, scenario string, fault func()) *brokertest.Stats {
 	t.Helper()
 	stop := make(chan struct{})
-	done := make(chan *loadStats)
+	done := make(chan *brokertest.Stats)
 	go func() { done <- runLoad(client, 32, callTimeout, 1, stop) }()
 	time.Sleep(500 * time.Millisecond) // steady load before the fault
 	fault()
@@ -54,8 +54,8 @@ func loadDuring(t *testing.T, client *rpc.Client, callTimeout time.Duration, sce
 	time.Sleep(500 * time.Millisecond) // steady load after recovery
 	close(stop)
 	st := <-done
-	st.report(t, scenario)
-	st.check(t, true)
+	st.Report(t, scenario)
+	st.Check(t, true)
 	return st
 }
 

@@ -1,0 +1,23 @@
+package redisstore_test
+
+import (
+	"testing"
+
+	"github.com/amqprpc/amqprpc/internal/clusterrig"
+	"github.com/amqprpc/amqprpc/internal/rabbitnodes"
+	"github.com/amqprpc/amqprpc/redisstore"
+)
+
+// TestCluster runs the cluster scenarios of the root package's TestCluster
+// (internal/clusterrig: nodes killed and restarted under load) with the
+// servers' replies in a Redis reply store: a request the broker delivers
+// again is answered from the store, and no call runs more than once but
+// one cut off mid-run. Its REDELIVERY lines are the README's cluster table
+// with the store (scripts/reliability-table.sh).
+//
+//	CI=1 go test -race -count=1 -run TestCluster -v .
+func TestCluster(t *testing.T) {
+	rdb := client(t)
+	c := rabbitnodes.StartCluster(t, 3)
+	clusterrig.Scenarios(t, c, redisstore.New(rdb), ", Redis reply store")
+}
