@@ -103,7 +103,9 @@ func serveBench(b *testing.B, url string, store *countingStore) *rpc.Client {
 	ready := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- amqprpc.Serve(ctx, srv, url, queue, append(opts, amqprpc.WithReady(func() { close(ready) }))...) }()
+	go func() {
+		done <- amqprpc.Serve(ctx, srv, url, queue, append(opts, amqprpc.WithReady(func() { close(ready) }))...)
+	}()
 	b.Cleanup(func() {
 		cancel()
 		<-done
