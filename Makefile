@@ -119,10 +119,10 @@ soak: broker
 	AMQPRPC_SOAK=60s $(GO) test -race -count=1 -run '^TestSoak$$' -v .
 
 # amqprpc against net/rpc over TCP, two raw amqp091-go floors (echo and JSON)
-# and issue 10's targets, and a cost ladder from the echo floor up to amqprpc
-# with confirms, in one run; writes docs/bench.md and docs/bench-throughput.png
-# (about 3.5 min).
-bench: broker
+# and issue 10's targets, amqprpc with each reply store, and a cost ladder
+# from the echo floor up to amqprpc with confirms, in one run; writes
+# docs/bench.md and docs/bench-throughput.png (about 4 min).
+bench: broker redis
 	cd examples/bench && $(GO) run . -out ../../docs/bench.md
 
 # What tracing costs: calls with tracing off and on (otelamqprpc), side by

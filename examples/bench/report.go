@@ -30,6 +30,8 @@ var pairs = []struct{ a, b string }{
 	{"amqp-gob-direct", "tcp-gob"},
 	{"amqp-json-private", "tcp-json"},
 	{"amqp-json-direct", "tcp-json"},
+	{"amqp-gob-private-memstore", "amqp-gob-private"},
+	{"amqp-gob-private-redisstore", "amqp-gob-private"},
 }
 
 func chartPath(out string) string {
