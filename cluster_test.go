@@ -3,7 +3,7 @@ package amqprpc_test
 // Fault tests on a private three-node RabbitMQ cluster
 // (internal/rabbitnodes), which TestCluster starts once for all its
 // scenarios (about 3 minutes in all on two cores). The scenarios
-// themselves are internal/clusterrig's, which the redisstore module's
+// themselves are internal/faultrig's, which the redisstore module's
 // TestCluster runs again with a reply store on Redis; their RELIABILITY and
 // REDELIVERY lines are the README's cluster tables
 // (scripts/reliability-table.sh).
@@ -25,7 +25,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/amqprpc/amqprpc"
-	"github.com/amqprpc/amqprpc/internal/clusterrig"
+	"github.com/amqprpc/amqprpc/internal/faultrig"
 	"github.com/amqprpc/amqprpc/internal/rabbitnodes"
 )
 
@@ -37,7 +37,7 @@ import (
 // queue costs.
 func TestCluster(t *testing.T) {
 	c := rabbitnodes.StartCluster(t, 3)
-	clusterrig.Scenarios(t, c, nil, "")
+	faultrig.Scenarios(t, c, nil, "")
 	t.Run("delivery-count", func(t *testing.T) {
 		testClusterDeliveryCount(t, c)
 	})
@@ -122,7 +122,7 @@ func testClusterPermissions(t *testing.T, c *rabbitnodes.Cluster) {
 		return fmt.Sprintf("amqp://%s:%s-pw@127.0.0.1:%d/%s", user, user, nd.AMQPPort, vhost)
 	}
 	srv := rpc.NewServer()
-	if err := srv.RegisterName("Cluster", clusterrig.NewService()); err != nil {
+	if err := srv.RegisterName("Cluster", faultrig.NewService()); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -152,13 +152,13 @@ func testClusterPermissions(t *testing.T, c *rabbitnodes.Cluster) {
 		{"rpc-client", nil},
 		{"rpc-client-direct", []amqprpc.ClientOption{amqprpc.WithDirectReplyTo()}},
 	} {
-		client, err := amqprpc.Dial(url(tc.user, c.Nodes[0]), queue, append(tc.opts, amqprpc.WithCallTimeout(clusterrig.CallTimeout))...)
+		client, err := amqprpc.Dial(url(tc.user, c.Nodes[0]), queue, append(tc.opts, amqprpc.WithCallTimeout(faultrig.CallTimeout))...)
 		if err != nil {
 			t.Fatalf("Dial as %s on node 1 = %v", tc.user, err)
 		}
 		var got int
-		if err := client.Call("Cluster.Work", &clusterrig.Args{Caller: 1, Seq: 2}, &got); err != nil || got != clusterrig.Key(1, 2) {
-			t.Errorf("Call as %s = %d, %v; want %d, nil", tc.user, got, err, clusterrig.Key(1, 2))
+		if err := client.Call("Cluster.Work", &faultrig.Args{Caller: 1, Seq: 2}, &got); err != nil || got != faultrig.Key(1, 2) {
+			t.Errorf("Call as %s = %d, %v; want %d, nil", tc.user, got, err, faultrig.Key(1, 2))
 		}
 		client.Close()
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/amqprpc/amqprpc/internal/clusterrig"
+	"github.com/amqprpc/amqprpc/internal/faultrig"
 	"github.com/amqprpc/amqprpc/internal/rabbitnodes"
 )
 
@@ -41,20 +41,20 @@ func testClusterThroughput(t *testing.T, c *rabbitnodes.Cluster) {
 			mode = "direct reply-to"
 		}
 		t.Run(tc.queue+"-"+map[bool]string{false: "private", true: "direct"}[tc.direct], func(t *testing.T) {
-			r := clusterrig.NewRig(t, c, clusterrig.Spec{Bench: true, ClassicQueue: tc.queue == "classic", DirectReplyTo: tc.direct},
+			r := faultrig.NewRig(t, c, faultrig.Spec{Bench: true, ClassicQueue: tc.queue == "classic", DirectReplyTo: tc.direct},
 				"throughput-"+tc.queue)
-			calls, lat := clusterMeasure(t, r, clusterrig.Callers, d)
+			calls, lat := clusterMeasure(t, r, faultrig.Callers, d)
 			slices.Sort(lat)
 			pct := func(p float64) time.Duration { return lat[int(p*float64(len(lat)-1))].Round(10 * time.Microsecond) }
 			t.Logf("THROUGHPUT | %s queue | %s | %d callers | %.0f calls/s | p50 %v | p99 %v",
-				tc.queue, mode, clusterrig.Callers, float64(calls)/d.Seconds(), pct(0.5), pct(0.99))
+				tc.queue, mode, faultrig.Callers, float64(calls)/d.Seconds(), pct(0.5), pct(0.99))
 		})
 	}
 }
 
 // clusterMeasure runs callers on r's clients for d and returns how many
 // calls succeeded and their latencies; any failure fails the test.
-func clusterMeasure(t *testing.T, r *clusterrig.Rig, callers int, d time.Duration) (int, []time.Duration) {
+func clusterMeasure(t *testing.T, r *faultrig.Rig, callers int, d time.Duration) (int, []time.Duration) {
 	t.Helper()
 	var mu sync.Mutex // guards lat and errs
 	var lat []time.Duration
@@ -70,9 +70,9 @@ func clusterMeasure(t *testing.T, r *clusterrig.Rig, callers int, d time.Duratio
 			for i := 0; time.Now().Before(end); i++ {
 				var got int
 				begin := time.Now()
-				if err := client.Call("Cluster.Work", &clusterrig.Args{Caller: g, Seq: i}, &got); err != nil || got != clusterrig.Key(g, i) {
+				if err := client.Call("Cluster.Work", &faultrig.Args{Caller: g, Seq: i}, &got); err != nil || got != faultrig.Key(g, i) {
 					mu.Lock()
-					errs = append(errs, fmt.Errorf("call %d: %d, %v", clusterrig.Key(g, i), got, err))
+					errs = append(errs, fmt.Errorf("call %d: %d, %v", faultrig.Key(g, i), got, err))
 					mu.Unlock()
 					return
 				}

@@ -1,17 +1,18 @@
-// Package clusterrig runs the fault scenarios of a private three-node
-// RabbitMQ cluster (package rabbitnodes) under load, and reports and checks
-// what became of every call: 32 callers on three clients, one connected to
-// each node first; two servers on nodes 1 and 2; a quorum service queue
-// whose leader is on node 1; every client and server given all three URLs.
-// Each scenario kills or restarts nodes under that load; the RELIABILITY
-// and REDELIVERY lines it logs are the README's cluster tables
-// (scripts/reliability-table.sh). The root package's TestCluster runs the
-// scenarios without a reply store, and the redisstore module's with one,
-// so that the servers' options are the only difference.
+// Package faultrig runs fault scenarios under load on private RabbitMQ
+// nodes (package rabbitnodes), and reports and checks what became of every
+// call: the broker faults of a single node (BrokerFaults), and those of a
+// three-node cluster (Scenarios): 32 callers on three clients, one
+// connected to each node first; two servers on nodes 1 and 2; a quorum
+// service queue whose leader is on node 1; every client and server given
+// all three URLs. The RELIABILITY and REDELIVERY lines they log are the
+// README's reliability tables (scripts/reliability-table.sh). The root
+// package's TestBrokerFaults and TestCluster run them without a reply
+// store, and the redisstore module's with one, so that the servers'
+// options are the only difference.
 //
 // AMQPRPC_CLUSTER_LOG=1 logs the clients' and servers' connection losses
 // and reconnects to standard error.
-package clusterrig
+package faultrig
 
 import (
 	"context"
@@ -127,6 +128,8 @@ type Spec struct {
 	ClassicQueue  bool
 	// Store, when set, is the servers' reply store (WithReplyStore).
 	Store amqprpc.ReplyStore
+
+	quick bool // a 1 s heartbeat and short reconnect delays (node.go)
 }
 
 // Rig is a service queue, its servers and clients, and their load.
@@ -164,9 +167,9 @@ func (s *countingStore) Claim(ctx context.Context, key, owner string, lease time
 	return c, err
 }
 
-// answeredCalls returns the calls (by the message ids runs knows) that
-// the store answered; runs.mu must be held.
-func (s *countingStore) answeredCalls(runs *callRuns, queue string) map[int]bool {
+// answeredCalls returns the calls (by the message ids runs knows) of
+// which mine says true that the store answered; runs.mu must be held.
+func (s *countingStore) answeredCalls(runs *callRuns, queue string, mine func(call int) bool) map[int]bool {
 	calls := map[int]bool{}
 	if s == nil {
 		return calls
@@ -174,7 +177,7 @@ func (s *countingStore) answeredCalls(runs *callRuns, queue string) map[int]bool
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for key := range s.answered {
-		if call, ok := runs.byMessage[strings.TrimPrefix(key, queue+"/")]; ok {
+		if call, ok := runs.byMessage[strings.TrimPrefix(key, queue+"/")]; ok && mine(call) {
 			calls[call] = true
 		}
 	}
@@ -297,6 +300,9 @@ func (r *Rig) serve(t *testing.T, nd *rabbitnodes.Node, name string) {
 	if r.store != nil {
 		opts = append(opts, amqprpc.WithReplyStore(r.store, time.Minute))
 	}
+	if r.quick {
+		opts = append(opts, amqprpc.WithHeartbeat(heartbeat), amqprpc.WithReconnectBackoff(reconnectMin, reconnectMax))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -351,7 +357,7 @@ func (r *Rig) deleteQueue(t *testing.T) {
 func (sc *scenario) run(t *testing.T, fault func()) {
 	t.Helper()
 	for _, r := range sc.rigs {
-		r.load = startLoad(r.clients, Callers)
+		r.load = startLoad(r.clients, Callers, 0)
 	}
 	stopped := false
 	stop := func() {
@@ -434,9 +440,12 @@ func (r *Rig) checkCalls(t *testing.T, begin, over time.Time) {
 	t.Helper()
 	r.runs.mu.Lock()
 	defer r.runs.mu.Unlock()
-	fromStore := r.store.answeredCalls(r.runs, r.queue)
+	fromStore := r.store.answeredCalls(r.runs, r.queue, r.load.made)
 	var redelivered, answered, lostConn, twice, cutOff int
 	for key, runs := range r.runs.runs {
+		if !r.load.made(key) {
+			continue // another load's, or a check's
+		}
 		if len(runs) > 1 {
 			twice++
 			if slices.ContainsFunc(runs, func(run callRun) bool { return !run.finished }) {
@@ -450,9 +459,7 @@ func (r *Rig) checkCalls(t *testing.T, begin, over time.Time) {
 		o, ok := r.load.outcome(key)
 		switch {
 		case !ok:
-			if key/1_000_000 < Callers {
-				t.Errorf("call %d was redelivered but never made", key)
-			}
+			t.Errorf("call %d was redelivered but never made", key)
 		case o.err == nil:
 			answered++
 		case !o.broken && errors.Is(amqprpc.Cause(o.err), amqprpc.ErrConnectionLost):
@@ -568,6 +575,8 @@ type callOutcome struct {
 type load struct {
 	stats   *brokertest.Stats
 	clients []*rpc.Client
+	base    int // the first caller's number: callers are base, base+1, ...
+	callers int
 	stopCh  chan struct{}
 	wg      sync.WaitGroup
 
@@ -576,19 +585,28 @@ type load struct {
 	answered map[*rpc.Client]time.Time // when each client's latest answered call was made
 }
 
-func startLoad(clients []*rpc.Client, callers int) *load {
+// startLoad starts callers numbered from base, spread over clients.
+func startLoad(clients []*rpc.Client, callers, base int) *load {
 	l := &load{
 		stats:    new(brokertest.Stats),
 		clients:  clients,
+		base:     base,
+		callers:  callers,
 		stopCh:   make(chan struct{}),
 		outcomes: map[int]callOutcome{},
 		answered: map[*rpc.Client]time.Time{},
 	}
 	for g := range callers {
 		l.wg.Add(1)
-		go l.caller(g, clients[g%len(clients)])
+		go l.caller(base+g, clients[g%len(clients)])
 	}
 	return l
+}
+
+// made reports whether the call key is one of this load's callers'.
+func (l *load) made(key int) bool {
+	c := key / 1_000_000
+	return c >= l.base && c < l.base+l.callers
 }
 
 func (l *load) caller(g int, client *rpc.Client) {
@@ -659,7 +677,7 @@ func (l *load) since(client *rpc.Client, t0 time.Time) string {
 	defer l.mu.Unlock()
 	counts := map[string]int{}
 	for key, o := range l.outcomes {
-		if l.clients[(key/1_000_000)%len(l.clients)] != client || o.issued.Before(t0) {
+		if l.clients[(key/1_000_000-l.base)%len(l.clients)] != client || o.issued.Before(t0) {
 			continue
 		}
 		what := "answered"

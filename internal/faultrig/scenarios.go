@@ -1,4 +1,4 @@
-package clusterrig
+package faultrig
 
 import (
 	"testing"
