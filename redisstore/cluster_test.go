@@ -1,6 +1,7 @@
 package redisstore_test
 
 import (
+	"os"
 	"testing"
 
 	"github.com/amqprpc/amqprpc/internal/faultrig"
@@ -15,8 +16,9 @@ import (
 // one cut off mid-run. Its REDELIVERY lines are the README's cluster table
 // with the store (scripts/reliability-table.sh).
 //
-//	CI=1 go test -race -count=1 -run TestCluster -v .
+//	AMQPRPC_STORE_FAULTS=1 CI=1 go test -race -count=1 -run TestCluster -v .
 func TestCluster(t *testing.T) {
+	faultsWanted(t)
 	rdb := client(t)
 	c := rabbitnodes.StartCluster(t, 3)
 	faultrig.Scenarios(t, c, redisstore.New(rdb), ", Redis reply store")
@@ -26,7 +28,18 @@ func TestCluster(t *testing.T) {
 // package's TestBrokerFaults (internal/faultrig) with the server's replies
 // in a Redis reply store.
 //
-//	CI=1 go test -race -count=1 -run TestBrokerFaults -v .
+//	AMQPRPC_STORE_FAULTS=1 CI=1 go test -race -count=1 -run TestBrokerFaults -v .
 func TestBrokerFaults(t *testing.T) {
+	faultsWanted(t)
 	faultrig.BrokerFaults(t, redisstore.New(client(t)), ", Redis reply store")
+}
+
+// faultsWanted skips the test unless AMQPRPC_STORE_FAULTS is set: the
+// scenarios take about 8 minutes here, which make test cannot spare, and
+// the root package's tests run the same scenarios without a store. make
+// reliability (scripts/reliability-table.sh) sets it.
+func faultsWanted(t *testing.T) {
+	if os.Getenv("AMQPRPC_STORE_FAULTS") == "" {
+		t.Skip("set AMQPRPC_STORE_FAULTS=1 (make reliability does) to run the fault scenarios with the Redis store")
+	}
 }

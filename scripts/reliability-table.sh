@@ -15,7 +15,7 @@ go test -race -count=1 -timeout 20m -v \
   echo "reliability-table: the fault tests failed" >&2
   exit 1
 }
-(cd redisstore && go test -race -count=1 -timeout 20m -v -run 'TestBrokerFaults|TestCluster' .) >>"$out" 2>&1 || {
+(cd redisstore && AMQPRPC_STORE_FAULTS=1 go test -race -count=1 -timeout 20m -v -run 'TestBrokerFaults|TestCluster' .) >>"$out" 2>&1 || {
   tail -50 "$out" >&2
   echo "reliability-table: the cluster tests with the Redis reply store failed" >&2
   exit 1
