@@ -72,13 +72,15 @@ func (c *serverCodec) admit(in *inbound) bool {
 		return false
 	case claim.HeldBy != "":
 		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.closed {
-			c.requeue(in)
-			return false
+		closed := s.closed
+		if !closed {
+			s.wg.Add(1)
+			go c.awaitHolder(in, claim.HeldBy)
 		}
-		s.wg.Add(1)
-		go c.awaitHolder(in, claim.HeldBy)
+		s.mu.Unlock()
+		if closed {
+			c.requeue(in) // not under s.mu: it ends the request's hooks
+		}
 		return false
 	}
 	in.owner = owner
