@@ -1,4 +1,4 @@
-// Package storetest checks that a [amqprpc.ReplyStore] keeps the contract a
+// Package storetest checks that an [amqprpc.ReplyStore] keeps the contract a
 // server relies on: claims that exclude other owners until they expire or
 // are released, replies stored exactly and kept for their time, and one
 // winner when many claim at once. Every store of this repository runs it,
