@@ -31,10 +31,10 @@ type rung struct {
 	s    series
 }
 
-// ladder is the cost ladder: the echo floor, then one thing added at a
-// time, up to amqprpc with confirms; then side steps that acknowledge in
-// runs. All use the small payload and a private reply queue.
-func ladder() []*rung {
+// wireSteps are the echo floor's options from the bare floor up to
+// amqprpc's wire (its properties and queue), one thing added at a time:
+// echo, durable, mandatory, expiration, message-id, type.
+func wireSteps() []floor.EchoOptions {
 	echo := floor.EchoOptions{}
 	durable := echo
 	durable.DurableQueue = true
@@ -46,8 +46,27 @@ func ladder() []*rung {
 	messageID.MessageID = true
 	typed := messageID
 	typed.Type, typed.ContentType = small.method, codec.GobContentType
-	echoRuns, typedRuns := echo, typed
-	echoRuns.AckRun, typedRuns.AckRun = ladderAckRun, ladderAckRun
+	return []floor.EchoOptions{echo, durable, mandatory, expires, messageID, typed}
+}
+
+// sameAsAmqprpc is the floor closest to amqprpc with defaults: its wire,
+// and acknowledgements in runs as its server makes them (used with gob
+// both ways, it is the ladder's step 11).
+func sameAsAmqprpc() floor.EchoOptions {
+	w := wireSteps()
+	o := w[len(w)-1]
+	o.AckRun = ladderAckRun
+	return o
+}
+
+// ladder is the cost ladder: the echo floor, then one thing added at a
+// time, up to amqprpc with confirms; then side steps that acknowledge in
+// runs. All use the small payload and a private reply queue.
+func ladder() []*rung {
+	w := wireSteps()
+	echo, durable, mandatory, expires, messageID, typed := w[0], w[1], w[2], w[3], w[4], w[5]
+	echoRuns, typedRuns := echo, sameAsAmqprpc()
+	echoRuns.AckRun = ladderAckRun
 	step := func(base int, name, about string, start func(string, string) (caller, func(), error)) *rung {
 		return &rung{transport: transport{name: name, about: about, start: start}, base: base}
 	}

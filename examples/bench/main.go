@@ -17,6 +17,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -32,6 +33,7 @@ type config struct {
 	ladderTime   time.Duration // per step of the ladder, all rounds together
 	ladderWarmup time.Duration
 	brokerPID    int
+	only         map[string]bool // the comparison's transports to measure (nil: all)
 }
 
 func parseFlags() config {
@@ -49,7 +51,14 @@ func parseFlags() config {
 	flag.DurationVar(&c.ladderTime, "ladder-d", 3*time.Second, "how long each step of the cost ladder is measured, in all (0: no ladder)")
 	flag.DurationVar(&c.ladderWarmup, "ladder-warmup", 200*time.Millisecond, "calls made before each round of a ladder step is measured")
 	flag.IntVar(&c.brokerPID, "broker-pid", 0, "the broker's process, whose CPU time is read (default: found from the URL's port)")
+	only := flag.String("only", "", "measure only these transports of the comparison, comma-separated (default: all)")
 	flag.Parse()
+	if *only != "" {
+		c.only = map[string]bool{}
+		for _, name := range strings.Split(*only, ",") {
+			c.only[strings.TrimSpace(name)] = true
+		}
+	}
 	least := time.Duration(c.rounds) * time.Millisecond
 	if c.rounds < 1 || c.cellTime < least || (c.ladderTime != 0 && c.ladderTime < least) {
 		log.Fatalf("want -rounds of at least 1, and -d and -ladder-d of at least a millisecond a round")

@@ -42,6 +42,11 @@ type EchoOptions struct {
 	// DirectReplyTo takes replies through amq.rabbitmq.reply-to instead of
 	// a private exclusive server-named reply queue.
 	DirectReplyTo bool
+	// AutoAck consumes requests with no-ack: the broker forgets a request
+	// as soon as it delivers it, so nothing is acknowledged, a request is
+	// lost if the server dies holding it, and Prefetch bounds nothing. It
+	// is the at-most-once bound, not a way to serve; AckRun is ignored.
+	AutoAck bool
 }
 
 // EchoHandler turns a request body into a reply body.
@@ -53,9 +58,10 @@ type EchoServer struct {
 	done chan struct{}
 }
 
-// ServeEcho declares queue, consumes it with manual acknowledgements and
-// answers each request with handle(body), or with the body itself when
-// handle is nil; it acknowledges a request after publishing its reply. It
+// ServeEcho declares queue, consumes it with manual acknowledgements (unless
+// o.AutoAck) and answers each request with handle(body), or with the body
+// itself when handle is nil; it acknowledges a request after publishing its
+// reply. It
 // returns once it consumes. An exclusive queue lives as long as the
 // server's connection.
 func ServeEcho(url, queue string, o EchoOptions, handle EchoHandler) (*EchoServer, error) {
@@ -72,7 +78,7 @@ func ServeEcho(url, queue string, o EchoOptions, handle EchoHandler) (*EchoServe
 	}
 	var deliveries <-chan amqp.Delivery
 	if err == nil {
-		deliveries, err = ch.Consume(queue, "", false, false, false, false, nil)
+		deliveries, err = ch.Consume(queue, "", o.AutoAck, false, false, false, nil)
 	}
 	if err != nil {
 		conn.Close()
@@ -118,6 +124,9 @@ func serveEcho(ch *amqp.Channel, deliveries <-chan amqp.Delivery, o EchoOptions,
 		}
 		if err := ch.Publish("", d.ReplyTo, false, false, reply); err != nil {
 			return
+		}
+		if o.AutoAck {
+			continue
 		}
 		if o.AckRun <= 1 {
 			_ = d.Ack(false)
