@@ -1,14 +1,15 @@
-// Command bench compares amqprpc with net/rpc over TCP loopback and with the
+// Command bench compares amqprpc with net/rpc over TCP loopback, with the
 // simplest correct request/reply written directly on amqp091-go (the
-// floors), in one run against one broker; climbs a cost ladder from the
-// barest floor to amqprpc with confirms; and writes a Markdown report with
-// a throughput chart:
+// floors) and with the peer, github.com/0x4b53/amqp-rpc/v5, in one run
+// against one broker; judges issue 19's targets; climbs a cost ladder from
+// the barest floor to amqprpc with confirms; and writes a Markdown report
+// with a throughput chart:
 //
 //	go run . -out ../../docs/bench.md
 //
-// Every cell runs for a fixed time, so the whole run is bounded (about three
-// and a half minutes with the defaults). It is its own module so that the
-// plotting dependency stays out of the library's go.mod.
+// Every cell runs for a fixed time, so the whole run is bounded (about four
+// minutes with the defaults). It is its own module so that the plotting
+// library and the peer stay out of the library's go.mod.
 package main
 
 import (
