@@ -67,6 +67,8 @@ func ladder() []*rung {
 	echo, durable, mandatory, expires, messageID, typed := w[0], w[1], w[2], w[3], w[4], w[5]
 	echoRuns, typedRuns := echo, sameAsAmqprpc()
 	echoRuns.AckRun = ladderAckRun
+	echoOneWrite, typedRunsOneWrite := echo, typedRuns
+	echoOneWrite.Coalesce, typedRunsOneWrite.Coalesce = ladderAckRun, ladderAckRun
 	step := func(base int, name, about string, start func(string, string) (caller, func(), error)) *rung {
 		return &rung{transport: transport{name: name, about: about, start: start}, base: base}
 	}
@@ -83,6 +85,9 @@ func ladder() []*rung {
 		step(7, "confirms", "+ publisher confirms (`WithConfirms`, both sides)", amqpStart(codec.Gob, false, amqprpc.WithConfirms())),
 		step(0, "echo-runs", "echo floor acknowledging in runs (multiple=true)", echoStart(echoRuns, false)),
 		step(6, "gob-runs", "gob floor (step 7) acknowledging in runs (multiple=true)", echoStart(typedRuns, true)),
+		step(0, "echo-one-write", "echo floor whose server writes its replies and their acks in one TCP write while requests wait (up to "+
+			strconv.Itoa(ladderAckRun)+")", echoStart(echoOneWrite, false)),
+		step(10, "gob-runs-one-write", "gob floor acknowledging in runs (step 11), each run's replies and ack in one TCP write", echoStart(typedRunsOneWrite, true)),
 	}
 }
 
