@@ -104,10 +104,11 @@ cluster-bench:
 soak: broker
 	AMQPRPC_SOAK=60s $(GO) test -race -count=1 -run '^TestSoak$$' -v .
 
-# amqprpc against net/rpc over TCP, two raw amqp091-go floors (echo and JSON)
-# and issue 10's targets, and a cost ladder from the echo floor up to amqprpc
-# with confirms, in one run; writes docs/bench.md and docs/bench-throughput.png
-# (about 3.5 min).
+# amqprpc against net/rpc over TCP, two raw amqp091-go floors (echo and JSON),
+# and with the small payload the no-ack floor, the gob floor and the peer
+# (0x4b53/amqp-rpc, required by examples/bench/go.mod alone); issue 19's
+# targets; and a cost ladder from the echo floor up to amqprpc with confirms,
+# in one run; writes docs/bench.md and docs/bench-throughput.png (about 4 min).
 bench: broker
 	cd examples/bench && $(GO) run . -out ../../docs/bench.md
 
