@@ -201,9 +201,12 @@ func (sv *supervisor) run(s *session) {
 }
 
 // watch drains the session's notifications until it ends or close is
-// called. Every handler it calls returns at once.
+// called. Every handler it calls returns at once. amqp091-go closes every
+// notification channel when the channel closes, after it has sent the
+// reason to closes: a closed one other than closes is dropped from the
+// select, so that the reason is what watch reports.
 func (sv *supervisor) watch(s *session) error {
-	deliveries := s.deliveries
+	deliveries, cancels, returns, blocks := s.deliveries, s.cancels, s.returns, s.blocks
 	if !sv.readsReplies {
 		deliveries = nil
 	}
@@ -216,21 +219,29 @@ func (sv *supervisor) watch(s *session) error {
 				return lostError(s.closes, "consumer ended")
 			}
 			sv.side.delivery(s, d)
-		case tag := <-s.cancels:
+		case tag, ok := <-cancels:
+			if !ok {
+				cancels = nil
+				continue
+			}
 			return fmt.Errorf("%w: the broker cancelled consumer %q (queue deleted?)", ErrConnectionLost, tag)
-		case r, ok := <-s.returns:
-			if ok {
-				sv.side.returned(&r)
+		case r, ok := <-returns:
+			if !ok {
+				returns = nil
+				continue
 			}
-		case b, ok := <-s.blocks:
-			if ok {
-				var reason *string // nil: unblocked
-				if b.Active {
-					reason = &b.Reason
-				}
-				s.blocked.Store(reason)
-				sv.log.Warn("amqprpc: connection.blocked changed", "blocked", b.Active, "reason", b.Reason)
+			sv.side.returned(&r)
+		case b, ok := <-blocks:
+			if !ok {
+				blocks = nil
+				continue
 			}
+			var reason *string // nil: unblocked
+			if b.Active {
+				reason = &b.Reason
+			}
+			s.blocked.Store(reason)
+			sv.log.Warn("amqprpc: connection.blocked changed", "blocked", b.Active, "reason", b.Reason)
 		case e, ok := <-s.closes:
 			if !ok || e == nil {
 				return fmt.Errorf("%w: channel closed", ErrConnectionLost)
