@@ -183,8 +183,8 @@ func (s *Server) answered(req *Request) error {
 }
 
 // AckAnswered acknowledges the requests answered so far on the current
-// session, a run of them with one basic.ack where it can. It must be
-// called from one goroutine at a time, after each batch of Respond calls.
+// session, a run of them with one basic.ack where it can. Call it after
+// each batch of Respond calls, from any goroutine.
 func (s *Server) AckAnswered() error {
 	sess, _, err := s.sv.current()
 	if err != nil || sess.acks == nil {
@@ -197,24 +197,34 @@ func (s *Server) AckAnswered() error {
 }
 
 // Reject gives req up: back to the queue with requeue, else to the
-// broker to discard (or dead-letter, where the queue says so).
+// broker to discard (or dead-letter, where the queue says so). Requests
+// answered after req and held unacknowledged behind it are acknowledged
+// at once.
 func (s *Server) Reject(req *Request, requeue bool) error {
 	if err := req.Nack(false, requeue); err != nil {
 		return errorf("reject request: %w", err)
 	}
-	if req.sess != nil && req.sess.acks != nil {
-		req.sess.acks.settledElse(req.DeliveryTag)
+	if sess := req.sess; sess != nil && sess.acks != nil {
+		sess.acks.settledElse(req.DeliveryTag)
+		if err := sess.flushAcks(); err != nil {
+			return errorf("ack requests: %w", err)
+		}
 	}
 	return nil
 }
 
 // RespondAlone is Respond for a reply that may make the broker close the
 // connection (RabbitMQ 3.10 closes it with 541 INTERNAL_ERROR for a direct
-// reply-to name it cannot decode). It makes a round trip to the broker
-// before the reply, so that nothing published earlier is still on its way,
-// and one after it, and reports closedIt when the connection was sound
-// before the reply and the broker closed it with 541 right after: the reply
-// closed it. The caller must not publish on the Server meanwhile.
+// reply-to name it cannot decode). First it settles what was answered
+// before: it acknowledges the requests answered so far (with confirms on,
+// it waits a while for the confirms of the replies published so far,
+// which acknowledge theirs), so that a crash cannot send them back to the
+// queue to run again. Then it makes a round trip to the broker, so that
+// nothing published or acknowledged earlier is still on its way, publishes
+// the reply, and makes one more; it reports closedIt when the connection
+// was sound before the reply and the broker closed it with 541 right
+// after: the reply closed it. The caller must not publish on the Server
+// meanwhile.
 func (s *Server) RespondAlone(req *Request, msg *amqp.Publishing) (closedIt bool, err error) {
 	if req.ReplyTo == "" {
 		return false, s.answered(req)
@@ -222,6 +232,9 @@ func (s *Server) RespondAlone(req *Request, msg *amqp.Publishing) (closedIt bool
 	sess, _, err := s.sv.current()
 	if err != nil {
 		return false, errorf("reply to %.80q: %w", req.ReplyTo, err)
+	}
+	if err := sess.settleAnswered(); err != nil {
+		return false, errorf("reply to %.80q: %w: %w", req.ReplyTo, ErrNotConnected, err)
 	}
 	if err := sess.roundTrip(s.cfg.Prefetch); err != nil {
 		return false, errorf("reply to %.80q: %w: %w", req.ReplyTo, ErrNotConnected, err)
