@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -54,8 +55,9 @@ type Server struct {
 }
 
 // NewServer connects, declares the queue and starts consuming. A first
-// connection that fails is an error.
-func NewServer(cfg ServerConfig) (*Server, error) {
+// connection that fails is an error, and so is one that ctx ends first
+// (it wraps ctx's cause); ctx bounds only the first connection.
+func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	s := &Server{cfg: cfg, stopping: make(chan struct{})}
 	if cfg.Logger != nil {
 		cfg.Logger = cfg.Logger.With("queue", cfg.Queue.Name)
@@ -65,7 +67,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	s.sv = sv
-	if err := sv.connect(); err != nil {
+	if err := sv.connect(ctx); err != nil {
 		return nil, err
 	}
 	sv.begin()

@@ -69,7 +69,7 @@ func nextWithin(s *Server, d time.Duration) (Request, error) {
 // channel: with prefetch 1 the server never gets another request.
 func TestBlockedReplyKeepsThePrefetch(t *testing.T) {
 	q := testQueue(t)
-	s, err := NewServer(ServerConfig{Config: Config{Dial: dialForTests}, Queue: QueueConfig{Name: q}, Prefetch: 1})
+	s, err := NewServer(context.Background(), ServerConfig{Config: Config{Dial: dialForTests}, Queue: QueueConfig{Name: q}, Prefetch: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestBlockedReplyKeepsThePrefetch(t *testing.T) {
 func TestCloseWaitsForReplyConfirms(t *testing.T) {
 	for round := range 3 {
 		q := testQueue(t)
-		s, err := NewServer(ServerConfig{Config: Config{Dial: dialForTests, Confirm: true}, Queue: QueueConfig{Name: q}, Prefetch: 64})
+		s, err := NewServer(context.Background(), ServerConfig{Config: Config{Dial: dialForTests, Confirm: true}, Queue: QueueConfig{Name: q}, Prefetch: 64})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +139,7 @@ func TestCloseWaitsForReplyConfirms(t *testing.T) {
 // the channel open: the server never consumes again.
 func TestServerConsumesAgainAfterTheBrokerCancels(t *testing.T) {
 	q := testQueue(t)
-	s, err := NewServer(ServerConfig{Config: Config{Dial: dialForTests, Backoff: Backoff{Min: 50 * time.Millisecond, Max: 100 * time.Millisecond}}, Queue: QueueConfig{Name: q}, Prefetch: 4})
+	s, err := NewServer(context.Background(), ServerConfig{Config: Config{Dial: dialForTests, Backoff: Backoff{Min: 50 * time.Millisecond, Max: 100 * time.Millisecond}}, Queue: QueueConfig{Name: q}, Prefetch: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

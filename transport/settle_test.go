@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -18,7 +19,7 @@ const forgedReplyTo = "amq.rabbitmq.reply-to.g1h2AA5yZXBseUAyNzQ0OTQ1NAAAC3YAAAA
 func settleServer(t *testing.T, confirm bool) (*Server, *amqp.Channel, string) {
 	t.Helper()
 	q := testQueue(t)
-	s, err := NewServer(ServerConfig{
+	s, err := NewServer(context.Background(), ServerConfig{
 		Config:   Config{Dial: dialForTests, Confirm: confirm, Backoff: Backoff{Min: 10 * time.Millisecond, Max: 50 * time.Millisecond}},
 		Queue:    QueueConfig{Name: q},
 		Prefetch: 8,

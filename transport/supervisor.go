@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -103,12 +104,16 @@ func newSupervisor(cfg Config, sd side, what string, readsReplies bool) (*superv
 	return sv, nil
 }
 
-// connect opens the first session. A first session that fails is an
-// error: a wrong URL or password should not turn into silent retries.
-func (sv *supervisor) connect() error {
-	s, err := sv.openSession(1)
+// connect opens the first session, giving up when ctx ends. A first
+// session that fails is an error: a wrong URL or password should not turn
+// into silent retries.
+func (sv *supervisor) connect(ctx context.Context) error {
+	s, err := sv.openSession(ctx, 1)
 	if err != nil {
 		sv.cancel()
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
+		}
 		return err
 	}
 	sv.cur = s
@@ -281,7 +286,7 @@ func (sv *supervisor) reconnect(gen uint64, first int) (*session, int) {
 			sv.side.ended(err)
 			return nil, attempt
 		}
-		s, err := sv.openSession(gen)
+		s, err := sv.openSession(sv.ctx, gen)
 		if err != nil {
 			sv.setCurrent(nil, err)
 			sv.log.Warn("amqprpc: "+sv.what+" reconnect failed", "attempt", attempt+1, "err", err)
