@@ -45,7 +45,8 @@ type Request struct {
 
 // Server consumes a request queue and publishes replies, through one
 // session at a time that a supervisor keeps up. Next is called by one
-// reader goroutine, Respond from any.
+// reader goroutine; Respond, Reject and AckAnswered from any (RespondAlone
+// asks for no publishing meanwhile).
 type Server struct {
 	sv       *supervisor
 	cfg      ServerConfig
@@ -76,7 +77,7 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 
 // Next returns the next request. After Stop it cancels the consumer, returns
 // every request delivered but not yet taken to the queue (nack with
-// requeue), and then returns ErrStopped; after Close, or once a borrowed
+// requeue), and then returns an error; after Close, or once a borrowed
 // connection has closed for good, it returns ErrClosed.
 func (s *Server) Next() (Request, error) {
 	for {
@@ -87,7 +88,7 @@ func (s *Server) Next() (Request, error) {
 		select {
 		case <-s.stopping:
 			s.drain(sess)
-			return Request{}, ErrStopped
+			return Request{}, errStopped
 		default:
 		}
 		var deliveries <-chan amqp.Delivery

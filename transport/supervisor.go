@@ -24,6 +24,8 @@ type Config struct {
 	// Confirm puts the channel in confirm mode (see ClientHandler.Confirmed
 	// and Server.Respond).
 	Confirm bool
+	// Backoff spaces the attempts to reconnect after a loss; zero means
+	// 100ms to 10s.
 	Backoff Backoff
 	// OpenTimeout bounds opening a channel and setting it up; 0 means 10s.
 	OpenTimeout time.Duration
