@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,21 +11,18 @@ import (
 
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 // brokerURLForTests is the shared test broker: AMQP_URL, or the local one.
-var brokerURLForTests = func() string {
-	if u := os.Getenv("AMQP_URL"); u != "" {
-		return u
-	}
-	return "amqp://guest:guest@127.0.0.1:5672/"
-}()
+var brokerURLForTests = cmp.Or(os.Getenv("AMQP_URL"), brokertest.DefaultURL)
 
 func dialForTests(ctx context.Context) (*amqp.Connection, error) { return amqp.Dial(brokerURLForTests) }
 
 func rawChannel(t *testing.T) *amqp.Channel {
 	t.Helper()
-	conn, err := amqp.Dial(brokerURLForTests)
+	conn, err := amqp.Dial(brokertest.URL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +34,11 @@ func rawChannel(t *testing.T) *amqp.Channel {
 	return ch
 }
 
+// testQueue names a queue for the test and deletes it when the test ends;
+// it skips or fails the test, as brokertest.URL does, without a broker.
 func testQueue(t *testing.T) string {
+	t.Helper()
+	brokertest.URL(t)
 	q := "transport-test-" + uuid.NewString()[:8]
 	t.Cleanup(func() {
 		conn, err := amqp.Dial(brokerURLForTests)
