@@ -22,16 +22,25 @@ how many requests wait in it, and then times a round trip: a no-op request
 (type amqprpc.ping) that an amqprpc server answers in its codec, without
 running any method.
 
+Ping only amqprpc servers. A server that is not one (a RabbitMQ tutorial
+server, say) may answer with an error, not answer, or crash on the ping; the
+ping expires in the queue after -timeout (5s), so that a restarted server
+does not meet it again.
+
 Example:
   amqprpc ping arith
 `
+
+// pingTimeout is ping's default -timeout, and so its expiration: short, so
+// that a ping nothing answers leaves the queue soon.
+const pingTimeout = 5 * time.Second
 
 // runPing is amqprpc ping.
 func runPing(args []string, stdout, stderr io.Writer) int {
 	const cmd = "amqprpc ping"
 	fs := newFlagSet("ping")
 	var f connectFlags
-	f.register(fs)
+	f.register(fs, pingTimeout)
 	if code, done := parse(fs, pingHelp, args, stdout, stderr); done {
 		return code
 	}
@@ -77,6 +86,12 @@ func runPing(args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &se) && amqprpc.Cause(err) == err:
 		fmt.Fprintf(stderr, "%s: a server answered in %v, but with the error %q: it is not an amqprpc server, or one older than ping\n", cmd, rtt, string(se))
 		return exitFailed
+	}
+	if errors.Is(amqprpc.Cause(err), amqprpc.ErrTimeout) {
+		fmt.Fprintf(stderr, "%s: no reply within %v, and the ping expires in the queue then; "+
+			"something consumes %q, but an amqprpc server answers a ping at once: a server that is not one may ignore it, or crash on it\n",
+			cmd, f.timeout, queue)
+		return exitTransit
 	}
 	code, line := failure(cmd, amqprpc.PingType, err)
 	fmt.Fprintln(stderr, line)
