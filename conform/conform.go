@@ -24,7 +24,7 @@ import (
 )
 
 // ProtocolVersion is the version of docs/PROTOCOL.md the checks check.
-const ProtocolVersion = "1.0"
+const ProtocolVersion = "1.1"
 
 // Defaults of [ServerOptions].
 const (
@@ -125,7 +125,7 @@ func CheckServer(ctx context.Context, url, queue string, opts ServerOptions) (*R
 		if opts.Run != nil && !opts.Run(c.Name) {
 			continue
 		}
-		r := Result{Check: c, Err: c.run(k)}
+		r := Result{Check: c, Err: k.run(c)}
 		report.Results = append(report.Results, r)
 		if opts.Checked != nil {
 			opts.Checked(r)

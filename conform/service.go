@@ -7,16 +7,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/amqprpc/amqprpc"
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // outcome is what a request gets: a JSON body or an error text, after
-// delay.
+// delay; for a step of the client flow, in the shape the step names.
 type outcome struct {
-	body    []byte
-	errText string
-	delay   time.Duration
+	body       []byte
+	errText    string
+	delay      time.Duration
+	shape      string // a step of the client flow (clientflow.go), or ""
+	emptyError bool   // an x-rpc-error that is empty
 }
 
 // failed is the outcome of a request that fails with the error text
@@ -27,12 +28,18 @@ func failed(format string, args ...any) outcome {
 
 // run serves one request as docs/PROTOCOL.md says.
 func (s *conformServer) run(d *amqp.Delivery) outcome {
+	method := d.Type
+	if method == pingType && s.faults.pingAnyType {
+		return outcome{body: jsonString("pong")}
+	}
 	mediaType, _, _ := strings.Cut(d.ContentType, ";")
 	if mt := strings.TrimSpace(mediaType); mt != "" && !strings.EqualFold(mt, jsonContentType) {
 		return failed("amqprpc: unsupported content type %.64q (want %q)", d.ContentType, jsonContentType)
 	}
-	method := d.Type
-	if method == amqprpc.PingType && !s.faults.noPing {
+	if method == pingType && s.faults.pingDecodes && !json.Valid(d.Body) {
+		return failed("amqprpc: malformed request: ping: the body is not JSON")
+	}
+	if method == pingType && !s.faults.noPing {
 		return outcome{body: jsonString("pong")}
 	}
 	if method == "" && !s.faults.noDefaultMethod {
@@ -42,6 +49,9 @@ func (s *conformServer) run(d *amqp.Delivery) outcome {
 		return failed("amqprpc: request has no type and the server has no default method")
 	}
 	dot := strings.LastIndex(method, ".")
+	if s.faults.firstDot {
+		dot = strings.Index(method, ".")
+	}
 	if dot < 0 {
 		return failed("rpc: service/method request ill-formed: %s", method)
 	}
@@ -55,11 +65,17 @@ func (s *conformServer) run(d *amqp.Delivery) outcome {
 	if !ok {
 		return failed("rpc: can't find method %s", method)
 	}
+	if s.faults.echoAnyJSON && method[dot+1:] == "Echo" && json.Valid(d.Body) {
+		return outcome{body: jsonString(strings.Trim(string(d.Body), `"`))}
+	}
 	if err := json.Unmarshal(d.Body, arg); err != nil {
 		return failed("amqprpc: malformed request: %s: %v", method, err)
 	}
 	switch method[dot+1:] {
 	case "Echo":
+		if s.edges && isStep(str) {
+			return shaped(str)
+		}
 		return outcome{body: jsonString(str)}
 	case "Add":
 		return outcome{body: strconv.AppendInt(nil, int64(add.A+add.B), 10)}
@@ -81,6 +97,9 @@ func (s *conformServer) run(d *amqp.Delivery) outcome {
 	}
 	if method[dot+1:] == "Record" {
 		s.runs[str]++
+		if str == flowDone && s.finished != nil && s.runs[str] == 1 {
+			close(s.finished)
+		}
 	}
 	return outcome{body: strconv.AppendInt(nil, int64(s.runs[str]), 10)}
 }
