@@ -75,21 +75,7 @@ func callTutorial(url, queue string, n int) (int, error) {
 // tutorial-style clients; the client calls the Go, Python and PHP
 // tutorial-style servers.
 func TestTutorialRecipe(t *testing.T) {
-	readme, err := os.ReadFile("README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	self, err := os.ReadFile("tutorial_recipe_test.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, part := range []string{"server", "client"} {
-		_, rest, _ := strings.Cut(string(self), "// README: "+part+"\n")
-		code, _, _ := strings.Cut(rest, "\n// README: end")
-		if code == "" || !strings.Contains(string(readme), "```go\n"+code+"```") {
-			t.Errorf("README.md does not show the recipe's %s as tutorial_recipe_test.go has it:\n%s", part, code)
-		}
-	}
+	recipeInReadme(t)
 	url := brokertest.URL(t)
 	dir := interoptest.Dir(t)
 
@@ -140,6 +126,27 @@ func TestTutorialRecipe(t *testing.T) {
 			})
 		}
 	})
+}
+
+// recipeInReadme checks that the README shows the code between the
+// README marks of this file as it is.
+func recipeInReadme(t *testing.T) {
+	t.Helper()
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.ReadFile("tutorial_recipe_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range []string{"server", "client"} {
+		_, rest, _ := strings.Cut(string(self), "// README: "+part+"\n")
+		code, _, _ := strings.Cut(rest, "\n// README: end")
+		if code == "" || !strings.Contains(string(readme), "```go\n"+code+"```") {
+			t.Errorf("README.md does not show the recipe's %s as tutorial_recipe_test.go has it:\n%s", part, code)
+		}
+	}
 }
 
 // runProgram runs a program with AMQP_URL set, within 60 s, and returns

@@ -52,29 +52,34 @@ func (s *conformServer) run(d *amqp.Delivery) outcome {
 	if s.faults.firstDot {
 		dot = strings.Index(method, ".")
 	}
-	if dot < 0 {
+	switch {
+	case dot < 0:
 		return failed("rpc: service/method request ill-formed: %s", method)
-	}
-	if method[:dot] != "Conformance" {
+	case method[:dot] != "Conformance":
 		return failed("rpc: can't find service %s", method)
 	}
+	return s.call(method, method[dot+1:], d.Body)
+}
+
+// call runs a method of the conformance service on a JSON body.
+func (s *conformServer) call(method, name string, body []byte) outcome {
 	var str string
 	var num int
 	var add struct{ A, B int }
-	arg, ok := map[string]any{"Echo": &str, "Fail": &str, "Record": &str, "Count": &str, "Sleep": &num, "Add": &add}[method[dot+1:]]
+	arg, ok := map[string]any{"Echo": &str, "Fail": &str, "Record": &str, "Count": &str, "Sleep": &num, "Add": &add}[name]
 	if !ok {
 		return failed("rpc: can't find method %s", method)
 	}
-	if s.faults.echoAnyJSON && method[dot+1:] == "Echo" && json.Valid(d.Body) {
-		return outcome{body: jsonString(strings.Trim(string(d.Body), `"`))}
+	if s.faults.echoAnyJSON && name == "Echo" && json.Valid(body) {
+		return outcome{body: jsonString(strings.Trim(string(body), `"`))}
 	}
-	if err := json.Unmarshal(d.Body, arg); err != nil {
+	if err := json.Unmarshal(body, arg); err != nil {
 		return failed("amqprpc: malformed request: %s: %v", method, err)
 	}
-	switch method[dot+1:] {
+	switch name {
 	case "Echo":
 		if s.edges && isStep(str) {
-			return shaped(str)
+			return shaped(str) // clientflow.go
 		}
 		return outcome{body: jsonString(str)}
 	case "Add":
@@ -90,16 +95,22 @@ func (s *conformServer) run(d *amqp.Delivery) outcome {
 		}
 		return outcome{body: strconv.AppendInt(nil, int64(num), 10), delay: time.Duration(num) * time.Millisecond}
 	}
+	return outcome{body: strconv.AppendInt(nil, int64(s.record(str, name == "Record")), 10)}
+}
+
+// record counts a run of Record for token when run is set, and returns
+// how many there have been.
+func (s *conformServer) record(token string, run bool) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.runs == nil {
 		s.runs = make(map[string]int)
 	}
-	if method[dot+1:] == "Record" {
-		s.runs[str]++
-		if str == flowDone && s.finished != nil && s.runs[str] == 1 {
+	if run {
+		s.runs[token]++
+		if token == flowDone && s.finished != nil && s.runs[token] == 1 {
 			close(s.finished)
 		}
 	}
-	return outcome{body: strconv.AppendInt(nil, int64(s.runs[str]), 10)}
+	return s.runs[token]
 }

@@ -74,24 +74,28 @@ func runPing(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
+	return pingOnce(cmd, client, f.timeout, queue, stdout, stderr)
+}
+
+// pingOnce sends the ping and says what came back.
+func pingOnce(cmd string, client *rpc.Client, timeout time.Duration, queue string, stdout, stderr io.Writer) int {
 	start := time.Now()
 	var pong string
-	err = client.Call(amqprpc.PingType, "ping", &pong)
+	err := client.Call(amqprpc.PingType, "ping", &pong)
 	rtt := time.Since(start).Round(time.Microsecond)
 	var se rpc.ServerError
 	switch {
 	case err == nil:
 		fmt.Fprintf(stdout, "ping: an amqprpc server answered in %v\n", rtt)
 		return exitOK
+	case errors.Is(amqprpc.Cause(err), amqprpc.ErrTimeout):
+		fmt.Fprintf(stderr, "%s: no reply within %v, and the ping expires in the queue then; "+
+			"something consumes %q, but an amqprpc server answers a ping at once: a server that is not one may ignore it, or crash on it\n",
+			cmd, timeout, queue)
+		return exitTransit
 	case errors.As(err, &se) && amqprpc.Cause(err) == err:
 		fmt.Fprintf(stderr, "%s: a server answered in %v, but with the error %q: it is not an amqprpc server, or one older than ping\n", cmd, rtt, string(se))
 		return exitFailed
-	}
-	if errors.Is(amqprpc.Cause(err), amqprpc.ErrTimeout) {
-		fmt.Fprintf(stderr, "%s: no reply within %v, and the ping expires in the queue then; "+
-			"something consumes %q, but an amqprpc server answers a ping at once: a server that is not one may ignore it, or crash on it\n",
-			cmd, f.timeout, queue)
-		return exitTransit
 	}
 	code, line := failure(cmd, amqprpc.PingType, err)
 	fmt.Fprintln(stderr, line)
