@@ -211,8 +211,9 @@ func WithMaxInFlight(n int) ClientOption {
 func WithPrefetch(n int) ServerOption { return server(func(o *serverOptions) { o.prefetch = n }) }
 
 // WithDefaultMethod names the service method ("Service.Method") a server runs
-// for a request with no type property. Without it such a request gets an
-// [ErrNoMethod] error reply.
+// for a request with no type property, as RabbitMQ's tutorial clients send.
+// Without it such a request gets an [ErrNoMethod] error reply. An amqprpc
+// client sends no type for an empty method: client.Call("", arg, &reply).
 func WithDefaultMethod(serviceMethod string) ServerOption {
 	return server(func(o *serverOptions) { o.defaultMethod = serviceMethod })
 }

@@ -339,7 +339,8 @@ func (s *Server) ended(error)                      {} // Next returns ErrClosed
 
 // declareQueue declares the request queue. A declaration that conflicts with
 // the existing queue fails with the broker's PRECONDITION_FAILED text, which
-// names the argument that differs.
+// names the argument that differs, and the option that matches the queue
+// (declare.go).
 func declareQueue(ch *amqp.Channel, q QueueConfig) error {
 	args := amqp.Table{}
 	durable, kind := q.Durable, "classic"
@@ -351,6 +352,9 @@ func declareQueue(ch *amqp.Channel, q QueueConfig) error {
 		args["x-expires"] = q.Expires.Milliseconds()
 	}
 	if _, err := ch.QueueDeclare(q.Name, durable, false, false, false, args); err != nil {
+		if hint := declareHint(err); hint != "" {
+			return errorf("declare %s queue %q (durable=%v): %w; %s", kind, q.Name, durable, err, hint)
+		}
 		return errorf("declare %s queue %q (durable=%v): %w", kind, q.Name, durable, err)
 	}
 	return nil
