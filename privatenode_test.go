@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 	"github.com/amqprpc/amqprpc/internal/rabbitnodes"
 )
 
@@ -64,6 +65,7 @@ func privateNodeTLS(caPEM, certPEM, keyPEM []byte, requireClientCert bool) priva
 // skips the test when RabbitMQ is not installed, or fails it when CI is set.
 func startPrivateNode(t testing.TB, opts ...privateNodeOption) *privateNode {
 	t.Helper()
+	brokertest.SkipShort(t, "a private RabbitMQ node")
 	var cfg privateNodeConfig
 	for _, o := range opts {
 		o(&cfg)

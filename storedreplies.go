@@ -31,7 +31,7 @@ type storedReplies struct {
 	closed bool
 
 	stop chan struct{}  // closed by close
-	wg   sync.WaitGroup // renew and the awaitHolder goroutines
+	wg   sync.WaitGroup // renew, the awaitHolder and the storing goroutines
 }
 
 func newStoredReplies(cfg *replyStoreConfig, queue string, log *slog.Logger) *storedReplies {
@@ -51,11 +51,11 @@ func newStoredReplies(cfg *replyStoreConfig, queue string, log *slog.Logger) *st
 	return s
 }
 
-// admit claims in before it runs and reports whether it may run now. A
-// request answered before gets its stored reply; one another server is
+// claimFirst claims in before it runs and reports whether it may run now.
+// A request answered before gets its stored reply; one another server is
 // running waits for that server's reply on a goroutine of its own. While
 // the store fails, requests run as they would without it.
-func (c *serverCodec) admit(in *inbound) bool {
+func (c *serverCodec) claimFirst(in *inbound) bool {
 	s := c.store
 	if in.req.MessageId == "" {
 		return true
@@ -79,7 +79,7 @@ func (c *serverCodec) admit(in *inbound) bool {
 		}
 		s.mu.Unlock()
 		if closed {
-			c.requeue(in) // not under s.mu: it ends the request's hooks
+			c.putBack(in, errClaimHeld) // not under s.mu: it ends the request's hooks
 		}
 		return false
 	}
@@ -108,14 +108,8 @@ func (c *serverCodec) answerStored(in *inbound, r *StoredReply) {
 		msg.Body = nil
 	}
 	if !c.out.put(outbound{in: in, ready: &msg, errText: r.Error}) {
-		c.requeue(in) // closed meanwhile
+		c.putBack(in, failure(ErrClosed, "the server stopped before it could answer: the request is back in the queue"))
 	}
-}
-
-// requeue returns in to the queue unrun.
-func (c *serverCodec) requeue(in *inbound) {
-	_ = c.t.Reject(&in.req, true)
-	in.rc.finish("", errClaimHeld) // hooks.go
 }
 
 // awaitHolder waits, up to the lease, for the server that holds in's claim
@@ -133,7 +127,7 @@ func (c *serverCodec) awaitHolder(in *inbound, holder string) {
 		select {
 		case <-s.stop:
 			t.Stop()
-			c.requeue(in)
+			c.putBack(in, errClaimHeld)
 			return
 		case <-t.C:
 		}
@@ -145,12 +139,12 @@ func (c *serverCodec) awaitHolder(in *inbound, holder string) {
 		case err == nil && claim.HeldBy == "":
 			// The holder let it go or died: the next delivery runs it.
 			s.release(in.key, owner)
-			c.requeue(in)
+			c.putBack(in, errClaimHeld)
 			return
 		case time.Now().After(deadline):
 			s.log.Info("amqprpc: reply store: another server still runs this request; it goes back to the queue",
 				"message_id", fmt.Sprintf("%.64s", in.req.MessageId), "holder", holder, "err", err)
-			c.requeue(in)
+			c.putBack(in, errClaimHeld)
 			return
 		}
 		pause = min(2*pause, s.lease/10)
@@ -166,9 +160,10 @@ func (s *storedReplies) release(key, owner string) {
 	}
 }
 
-// released drops the claim of a request taken and not run (it goes back to
-// the queue), so that its next delivery need not wait out the lease.
-// Without a store it does nothing.
+// released drops the claim of a request taken and not answered (it goes
+// back to the queue: taken as the codec closed, or cut off by the shutdown
+// grace period), so that its next delivery need not wait out the lease.
+// Without a store, or a claim, it does nothing.
 func (s *storedReplies) released(in *inbound) {
 	if s == nil || in.owner == "" {
 		return
@@ -184,15 +179,27 @@ func (s *storedReplies) unhold(in *inbound) {
 	s.mu.Unlock()
 }
 
+// storing runs f, storeReply, on a goroutine of its own, which close
+// waits for. It is called under c.mu by WriteResponse, before the codec's
+// shutdown calls close (it waits for nothing to run first).
+func (s *storedReplies) storing(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
 // storeReply encodes o, a reply to a claimed request, stores it, and hands
 // it to the outbox to publish: a reply is in the store before anyone can
 // see it, so a delivery of the request after it was published, even one
 // the broker makes because this server died before acknowledging, gets
-// the same reply. It runs on a goroutine of its own per reply, which ends
-// once the reply is queued; Close waits for it as for every pending reply.
+// the same reply. It runs on a goroutine of its own per reply (net/rpc
+// calls WriteResponse under a lock of its own, one reply at a time), which
+// ends once the reply is queued.
 func (c *serverCodec) storeReply(o outbound) {
 	var buf []byte
-	msg := c.encode(&o, &buf)
+	msg := c.encodeReply(&o, &buf)
 	r := StoredReply{ContentType: msg.ContentType, Body: msg.Body}
 	if e, ok := msg.Headers[ErrorHeader].(string); ok {
 		r.Error = e
@@ -207,7 +214,9 @@ func (c *serverCodec) storeReply(o outbound) {
 			"method", fmt.Sprintf("%.64s", o.in.method), "err", err)
 	}
 	o.ready = &msg
-	c.out.put(o) // cannot fail: Close waits for every pending reply
+	if !c.out.put(o) { // cannot happen: the codec's shutdown waits for this goroutine first
+		c.putBack(o.in, failure(ErrClosed, "the server stopped before it could answer: the request is back in the queue"))
+	}
 }
 
 // renew claims the running requests again every third of the lease, so
@@ -247,7 +256,8 @@ func (s *storedReplies) renew() {
 }
 
 // close stops renewing and waiting, the waiting requests going back to the
-// queue, and waits for the goroutines. Without a store it does nothing.
+// queue, and waits for the goroutines, those storing replies included.
+// Without a store it does nothing.
 func (s *storedReplies) close() {
 	if s == nil {
 		return

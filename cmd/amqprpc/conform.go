@@ -15,7 +15,7 @@ import (
 
 const conformHelp = `Usage:
   amqprpc conform server [flags] QUEUE   check the server on QUEUE against the protocol
-  amqprpc conform client [flags] QUEUE   serve QUEUE with edge cases, for a client to call
+  amqprpc conform client [flags] QUEUE   check a client, which runs the client flow on QUEUE
 
 Both sides of docs/PROTOCOL.md, for implementations in any language. The
 server on QUEUE serves the conformance service of PROTOCOL.md §9. Run

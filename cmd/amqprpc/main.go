@@ -15,11 +15,13 @@
 // error; 3 the call failed on the way (no broker, no such queue, access
 // refused, no reply within -timeout).
 //
-// conform checks implementations of docs/PROTOCOL.md in any language:
-// conform server checks the server on a queue, which serves the
-// conformance service of PROTOCOL.md §9, and exits 0 only if every check
-// passes; conform client serves that service with the edge cases a client
-// must cope with, for a client to run its calls against.
+// conform checks implementations of docs/PROTOCOL.md in any language
+// (package github.com/amqprpc/amqprpc/conform): conform server checks the
+// server on a queue, which serves the conformance service of PROTOCOL.md
+// §9, and exits 0 only if every check passes; conform client serves that
+// service with the edge cases a client must cope with while a client runs
+// the client flow of §9, and exits 0 only if the client passes every
+// check.
 //
 // Install it with
 //
@@ -46,7 +48,7 @@ Usage:
   amqprpc call [flags] QUEUE SERVICE.METHOD [JSON]   call a method, print the reply as JSON
   amqprpc ping [flags] QUEUE                         check that a server answers on QUEUE
   amqprpc conform server [flags] QUEUE               check a server in any language against the protocol
-  amqprpc conform client [flags] QUEUE               serve QUEUE with edge cases for a client to call
+  amqprpc conform client [flags] QUEUE               check a client in any language against the protocol
 
 Run amqprpc call -h, amqprpc ping -h or amqprpc conform -h for the flags and examples.
 The broker URL comes from -url, else $AMQP_URL, else amqp://guest:guest@localhost:5672/.

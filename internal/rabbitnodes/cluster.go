@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 // A Cluster is a private RabbitMQ cluster of the tests' own, apart from
@@ -50,6 +52,7 @@ const (
 // not installed, or fails it when CI is set.
 func StartCluster(t *testing.T, n int) *Cluster {
 	t.Helper()
+	brokertest.SkipShort(t, "a private RabbitMQ cluster")
 	script := Script(t, "rabbitmq-cluster.sh")
 	if out, err := exec.Command("bash", script, "check").CombinedOutput(); err != nil {
 		reason := strings.TrimSpace(string(out))
