@@ -371,3 +371,70 @@ func TestWithReplyStoreChecks(t *testing.T) {
 		t.Errorf("WithReplyStore(store, %v) = %v; want nil", DefaultCallTimeout, err)
 	}
 }
+
+// slowStore is a MemoryStore whose Put takes a while, and says when one
+// began.
+type slowStore struct {
+	*MemoryStore
+	delay   time.Duration
+	putting chan struct{}
+}
+
+func (s *slowStore) Put(ctx context.Context, key string, r StoredReply, ttl time.Duration) error {
+	select {
+	case s.putting <- struct{}{}:
+	default:
+	}
+	time.Sleep(s.delay) // standing for a slow store
+	return s.MemoryStore.Put(ctx, key, r, ttl)
+}
+
+// TestReplyStoreStopWaitsForTheStore stops a server while it stores a
+// reply: the reply is still published, once stored, before the server
+// ends.
+func TestReplyStoreStopWaitsForTheStore(t *testing.T) {
+	queue := testQueue(t)
+	store := &slowStore{MemoryStore: NewMemoryStore(0), delay: 500 * time.Millisecond, putting: make(chan struct{}, 1)}
+	arith := newArith("s1")
+	arith.open()
+	srv := serveArith(t, arith, brokertest.URL(t), queue, WithReplyStore(store, replyTTL))
+	brokertest.WaitForConsumers(t, brokertest.URL(t), queue, 1, srv)
+	client := dial(t, queue, WithCallTimeout(10*time.Second))
+	call := client.Go("Arith.Multiply", &Args{6, 7}, new(int), nil)
+	select {
+	case <-store.putting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no reply was stored within 10s")
+	}
+	srv.Stop() // while the reply is being stored
+	if c := waitCall(t, call, 10*time.Second, "Arith.Multiply"); c.Error != nil || *c.Reply.(*int) != 42 {
+		t.Fatalf("Arith.Multiply across the stop = %v, %v; want 42", *c.Reply.(*int), c.Error)
+	}
+}
+
+// TestReplyStoreCutOffReleasesTheClaim stops a server whose method outlives
+// the shutdown grace period: its request goes back to the queue, and its
+// claim is released, so that its next delivery runs at once rather than
+// after the lease.
+func TestReplyStoreCutOffReleasesTheClaim(t *testing.T) {
+	queue := testQueue(t)
+	store := NewMemoryStore(0)
+	ids := make(chan string, 1)
+	hook := func(ctx context.Context, info *CallInfo) (context.Context, CallEnd) {
+		ids <- info.MessageID
+		return ctx, nil
+	}
+	arith := newArith("s1")
+	t.Cleanup(arith.open)
+	srv := serveArith(t, arith, brokertest.URL(t), queue, WithReplyStore(store, replyTTL), WithServerHook(hook),
+		WithShutdownGrace(100*time.Millisecond))
+	brokertest.WaitForConsumers(t, brokertest.URL(t), queue, 1, srv)
+	client := dial(t, queue, WithCallTimeout(10*time.Second))
+	client.Go("Arith.Wait", &Args{6, 7}, new(int), nil)
+	arith.waitBegan(t)
+	key := replyKey(queue, <-ids)
+	srv.Stop() // the grace period runs out while Wait blocks
+	if c, err := store.Claim(context.Background(), key, "probe", time.Minute); err != nil || c != (Claim{}) {
+		t.Fatalf("Claim after the request was cut off = %+v, %v; want the claim, released by the stopped server", c, err)
+	}
+}
