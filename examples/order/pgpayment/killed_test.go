@@ -139,7 +139,13 @@ func startPaymentChild(t *testing.T, queue, schema, name, store, hang string, co
 		<-scanned // the pipe ends when the process does
 		_ = cmd.Wait()
 	})
-	brokertest.WaitForConsumers(t, brokertest.URL(t), queue, consumers)
+	// A child connects to the broker, PostgreSQL and Redis, and makes its
+	// tables, before it consumes: slower than a server in the test's own
+	// process on a loaded machine.
+	conn, _ := brokertest.Conn(t, brokertest.URL(t))
+	brokertest.WaitFor(t, 30*time.Second, fmt.Sprintf("%d consumers on %q", consumers, queue), func() bool {
+		return brokertest.Consumers(conn, queue) >= consumers
+	})
 	return c
 }
 
