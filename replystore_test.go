@@ -438,3 +438,31 @@ func TestReplyStoreCutOffReleasesTheClaim(t *testing.T) {
 		t.Fatalf("Claim after the request was cut off = %+v, %v; want the claim, released by the stopped server", c, err)
 	}
 }
+
+// TestReplyStoreManyCallsAtOnce makes calls from many goroutines at once,
+// half of them failing, through a server with a store: each gets its own
+// reply, its error or its value, as net/rpc reuses its responses between
+// calls while the store keeps a reply.
+func TestReplyStoreManyCallsAtOnce(t *testing.T) {
+	queue := testQueue(t)
+	arith := newArith("s1")
+	startServer(t, arith, queue, WithReplyStore(NewMemoryStore(0), replyTTL))
+	client := dial(t, queue, WithCallTimeout(20*time.Second))
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 40 {
+				b := (g + i) % 2 // 0: divide by zero, an error reply
+				var q Quotient
+				err := client.Call("Arith.Divide", &Args{100 + i, b}, &q)
+				switch {
+				case b == 0 && (err == nil || err.Error() != "divide by zero"):
+					t.Errorf("Divide(%d, 0) = %+v, %v; want divide by zero", 100+i, q, err)
+				case b == 1 && (err != nil || q.Quo != 100+i):
+					t.Errorf("Divide(%d, 1) = %+v, %v; want %d", 100+i, q, err, 100+i)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}

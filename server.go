@@ -180,7 +180,8 @@ func (c *serverCodec) WriteResponse(r *rpc.Response, body any) error {
 	}
 	delete(c.running, r.Seq)
 	if c.store != nil && in.key != "" {
-		c.store.storing(func() { c.storeReply(outbound{in: in, body: body, errText: r.Error}) }) // storedreplies.go
+		o := outbound{in: in, body: body, errText: r.Error} // now: net/rpc reuses r
+		c.store.storing(func() { c.storeReply(o) })         // storedreplies.go
 	} else {
 		// Under mu, so that Close, which closes the outbox once nothing
 		// runs, cannot close it in between: this put cannot fail.
