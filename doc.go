@@ -49,7 +49,10 @@ Several servers can consume one queue: the broker spreads the calls among
 them, and [WithPrefetch] bounds how many each runs at once. A server
 acknowledges a request only after publishing its reply, so a request whose
 server dies mid-call goes to another one: delivery is at least once, and a
-service must tolerate running a request twice.
+service must tolerate running a request twice. A server with a reply store
+([WithReplyStore]; [NewMemoryStore], or the module redisstore for every
+instance of a service) answers a request it answered before, by message_id,
+with the same reply instead of running it again.
 
 Per-call failures reach the caller as an [rpc.ServerError] and leave the
 client usable: a timeout ([WithCallTimeout]), a request the broker returned

@@ -48,6 +48,9 @@ func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 			}
 			continue
 		}
+		if c.store != nil && !c.claimFirst(in) { // storedreplies.go
+			continue
+		}
 		if !c.admit(in) {
 			c.putBack(in, failure(ErrClosed, "the server stopped before the method ran: the request is back in the queue"))
 			return io.EOF

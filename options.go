@@ -74,7 +74,8 @@ type serverOptions struct {
 	queueExpiry   time.Duration
 	shutdownGrace time.Duration
 	ready         func()
-	hooks         []ServerHook // WithServerHook, WithHooks (hooks.go)
+	hooks         []ServerHook      // WithServerHook, WithHooks (hooks.go)
+	replyStore    *replyStoreConfig // WithReplyStore (replystore.go)
 }
 
 // both is an option of either side; client and server, of one side.
@@ -142,6 +143,9 @@ func newServerOptions(opts []ServerOption) (*serverOptions, error) {
 		return nil, errors.New("amqprpc: WithQuorumQueue and WithTransientQueue: quorum queues are always durable")
 	case hasNil(o.hooks):
 		return nil, errors.New("amqprpc: WithServerHook(nil): want a hook")
+	}
+	if err := o.replyStore.check(); err != nil {
+		return nil, err
 	}
 	return o, o.check()
 }

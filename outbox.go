@@ -19,12 +19,19 @@ type outbound struct {
 	in      *inbound
 	body    any
 	errText string
+	ready   *amqp.Publishing // the reply, encoded already (storedreplies.go)
 }
 
-// reply encodes (into *buf, reused), publishes and acknowledges one reply,
-// on the outbox's goroutine, and ends its request.
+// reply encodes (into *buf, reused) unless it is encoded already,
+// publishes and acknowledges one reply, on the outbox's goroutine, and ends
+// its request.
 func (c *serverCodec) reply(o outbound, buf *[]byte) {
-	msg := c.encodeReply(&o, buf)
+	var msg amqp.Publishing
+	if o.ready != nil {
+		msg = *o.ready
+	} else {
+		msg = c.encodeReply(&o, buf)
+	}
 	err := c.publishReply(o.in, &msg)
 	if err != nil {
 		c.log.Warn("amqprpc: reply not sent; the broker will redeliver the request", "method", fmt.Sprintf("%.64s", o.in.method), "err", err)

@@ -115,7 +115,8 @@ type serverCodec struct {
 	cur       *inbound // owned by ServeCodec's reading goroutine
 	closeOnce sync.Once
 
-	hooks serverHooks // WithServerHook (hooks.go)
+	hooks serverHooks    // WithServerHook (hooks.go)
+	store *storedReplies // WithReplyStore (storedreplies.go); nil without
 }
 
 // inbound is a request taken from the queue.
@@ -125,6 +126,8 @@ type inbound struct {
 	enc    codec.Encoding
 	method string
 	rc     *requestContext // the caller's deadline and the hooks (hooks.go); nil without
+	key    string          // its key in the reply store; "" without
+	owner  string          // its claim's owner in the reply store; "" without
 }
 
 func newServerCodec(ctx context.Context, conn *amqp.Connection, url, queue string, opts []ServerOption) (*serverCodec, *serverOptions, error) {
@@ -155,6 +158,7 @@ func newServerCodec(ctx context.Context, conn *amqp.Connection, url, queue strin
 		running:       make(map[uint64]*inbound),
 		poison:        poison,
 		hooks:         serverHooks{queue: queue, list: o.hooks},
+		store:         newStoredReplies(o.replyStore, queue, o.logger),
 	}
 	c.base, c.endBase = context.WithCancelCause(context.Background())
 	c.out.start(c.reply, c.ackAnswered)
@@ -175,9 +179,14 @@ func (c *serverCodec) WriteResponse(r *rpc.Response, body any) error {
 		return nil // cut off
 	}
 	delete(c.running, r.Seq)
-	// Under mu, so that Close, which closes the outbox once nothing runs,
-	// cannot close it in between: this put cannot fail.
-	c.out.put(outbound{in: in, body: body, errText: r.Error})
+	if c.store != nil && in.key != "" {
+		o := outbound{in: in, body: body, errText: r.Error} // now: net/rpc reuses r
+		c.store.storing(func() { c.storeReply(o) })         // storedreplies.go
+	} else {
+		// Under mu, so that Close, which closes the outbox once nothing
+		// runs, cannot close it in between: this put cannot fail.
+		c.out.put(outbound{in: in, body: body, errText: r.Error})
+	}
 	if c.closing && len(c.running) == 0 && c.idle != nil {
 		close(c.idle)
 		c.idle = nil
@@ -201,7 +210,8 @@ func (c *serverCodec) shutdown() (cut int) {
 	c.closeOnce.Do(func() {
 		c.t.Stop()
 		cut = c.finishRunning()
-		c.out.close() // sends every reply queued
+		c.store.close() // storedreplies.go: the replies being stored are queued
+		c.out.close()   // sends every reply queued
 		_ = c.t.Close()
 		c.endBase(failure(ErrClosed, "the server has stopped"))
 	})
@@ -251,6 +261,7 @@ func (c *serverCodec) finishRunning() int {
 // putBack returns a request the codec will not answer to the queue, to be
 // delivered again, and ends it for the hooks with err.
 func (c *serverCodec) putBack(in *inbound, err error) {
+	c.store.released(in) // storedreplies.go
 	if rerr := c.t.Reject(&in.req, true); rerr != nil {
 		// Its channel is gone, and the broker has put it back itself.
 		c.log.Debug("amqprpc: put back", "err", rerr)

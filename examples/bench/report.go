@@ -37,6 +37,8 @@ var pairs = []struct{ a, b string }{
 	{"amqp-gob-direct", "floor-echo-noack"},
 	{"amqp-gob-direct", "peer-fast"},
 	{"amqp-gob-direct", "peer-default"},
+	{"amqp-gob-private-memstore", "amqp-gob-private"},
+	{"amqp-gob-private-redisstore", "amqp-gob-private"},
 }
 
 func chartPath(out string) string {

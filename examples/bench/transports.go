@@ -59,6 +59,10 @@ func transports() []*transport {
 			start: peerStart(peerFast), smallOnly: true},
 		{name: "peer-default", about: "the same peer with its defaults: quorum queue, publisher confirms, auto-ack server; gob both ways",
 			start: peerStart(peerDefaults), smallOnly: true},
+		{name: "amqp-gob-private-memstore", about: "amqprpc defaults with a reply store in memory (WithReplyStore, NewMemoryStore)",
+			start: storeStart(memoryStore), smallOnly: true},
+		{name: "amqp-gob-private-redisstore", about: "amqprpc defaults with a reply store on Redis (WithReplyStore, redisstore)",
+			start: storeStart(redisStore), smallOnly: true},
 	}
 }
 
@@ -111,6 +115,11 @@ func tcpStart(useJSON bool) func(string, string) (caller, func(), error) {
 // amqprpc.Dial, both with default options but the encoding, the reply mode
 // and the options for both sides in both.
 func amqpStart(enc codec.Encoding, directReplyTo bool, both ...amqprpc.Option) func(string, string) (caller, func(), error) {
+	return amqpStartServer(enc, directReplyTo, nil, both...)
+}
+
+// amqpStartServer is amqpStart with server options besides.
+func amqpStartServer(enc codec.Encoding, directReplyTo bool, server []amqprpc.ServerOption, both ...amqprpc.Option) func(string, string) (caller, func(), error) {
 	return func(url, queue string) (caller, func(), error) {
 		srv := rpc.NewServer()
 		if err := srv.RegisterName("Bench", Service{}); err != nil {
@@ -118,7 +127,7 @@ func amqpStart(enc codec.Encoding, directReplyTo bool, both ...amqprpc.Option) f
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		var serverOpts []amqprpc.ServerOption
+		serverOpts := append([]amqprpc.ServerOption(nil), server...)
 		for _, o := range both {
 			serverOpts = append(serverOpts, o)
 		}

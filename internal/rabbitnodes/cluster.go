@@ -1,10 +1,9 @@
-package amqprpc
+package rabbitnodes
 
 import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,31 +12,29 @@ import (
 	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
-// A testCluster is a private RabbitMQ cluster of the tests' own, apart from
+// A Cluster is a private RabbitMQ cluster of the tests' own, apart from
 // the shared broker: three nodes on 127.0.0.1 with their own names, ports,
 // data directories, Erlang cookie and epmd. scripts/rabbitmq-cluster.sh does
 // the work; this type drives it. A cluster takes about 25 s to form on two
-// cores, so TestCluster starts one and its subtests share it.
-type testCluster struct {
+// cores, so a test starts one and its subtests share it.
+type Cluster struct {
 	name     string // node i is <name>-i@localhost
 	dir      string // config, data and logs, under t.TempDir()
 	script   string // absolute path of scripts/rabbitmq-cluster.sh
 	epmdPort int
-	nodes    []*clusterNode
+	Nodes    []*Node
 }
 
-// A clusterNode is one node of a testCluster.
-type clusterNode struct {
-	c        *testCluster
-	index    int // from 1, as the script counts
-	amqpPort int
+// A Node is one node of a Cluster.
+type Node struct {
+	c        *Cluster
+	Index    int // from 1, as the script counts
+	AMQPPort int
 	distPort int
 	down     bool // killed, and not restarted since; owned by the test goroutine
 }
 
 const (
-	// clusterScript manages the cluster, relative to the package directory.
-	clusterScript = "scripts/rabbitmq-cluster.sh"
 	// clusterStartTimeout bounds the start: the nodes boot at once (the
 	// script gives each 90 s), then two join one after the other.
 	clusterStartTimeout = 4 * time.Minute
@@ -49,17 +46,14 @@ const (
 	clusterCtlTimeout = 90 * time.Second
 )
 
-// startCluster starts a cluster of n nodes and stops it, removing its files,
+// StartCluster starts a cluster of n nodes and stops it, removing its files,
 // when the test ends, whether it passed or not. Should the test binary die
 // first, the script's watchdog stops it. It skips the test when RabbitMQ is
 // not installed, or fails it when CI is set.
-func startCluster(t *testing.T, n int) *testCluster {
+func StartCluster(t *testing.T, n int) *Cluster {
 	t.Helper()
 	brokertest.SkipShort(t, "a private RabbitMQ cluster")
-	script, err := filepath.Abs(clusterScript)
-	if err != nil {
-		t.Fatalf("filepath.Abs(%q) = %v", clusterScript, err)
-	}
+	script := Script(t, "rabbitmq-cluster.sh")
 	if out, err := exec.Command("bash", script, "check").CombinedOutput(); err != nil {
 		reason := strings.TrimSpace(string(out))
 		if reason == "" {
@@ -70,8 +64,8 @@ func startCluster(t *testing.T, n int) *testCluster {
 		}
 		t.Skipf("a private RabbitMQ cluster cannot run: %s; set CI=1 to make this a failure", reason)
 	}
-	ports := privateNodePickPorts(t, 2*n+1)
-	c := &testCluster{
+	ports := PickPorts(t, 2*n+1)
+	c := &Cluster{
 		name:     fmt.Sprintf("amqprpc-cluster-%d", os.Getpid()),
 		dir:      t.TempDir(), // before the Cleanup below, so removed after the stop
 		script:   script,
@@ -79,9 +73,9 @@ func startCluster(t *testing.T, n int) *testCluster {
 	}
 	args := []string{"start", c.dir, c.name}
 	for i := range n {
-		nd := &clusterNode{c: c, index: i + 1, amqpPort: ports[i], distPort: ports[n+i]}
-		c.nodes = append(c.nodes, nd)
-		args = append(args, strconv.Itoa(nd.amqpPort))
+		nd := &Node{c: c, Index: i + 1, AMQPPort: ports[i], distPort: ports[n+i]}
+		c.Nodes = append(c.Nodes, nd)
+		args = append(args, strconv.Itoa(nd.AMQPPort))
 	}
 	// Registered before the start, so that a cluster that failed to form
 	// is cleaned up too.
@@ -101,19 +95,19 @@ func startCluster(t *testing.T, n int) *testCluster {
 
 // run runs the script with args, bounded by timeout, and returns its
 // standard output and error.
-func (c *testCluster) run(timeout time.Duration, args ...string) (stdout, stderr string, err error) {
-	dist := make([]string, len(c.nodes))
-	for i, nd := range c.nodes {
+func (c *Cluster) run(timeout time.Duration, args ...string) (stdout, stderr string, err error) {
+	dist := make([]string, len(c.Nodes))
+	for i, nd := range c.Nodes {
 		dist[i] = strconv.Itoa(nd.distPort)
 	}
-	return runNodeScript(timeout, c.script, []string{
+	return RunScript(timeout, c.script, []string{
 		"PRIVCLUSTER_EPMD_PORT=" + strconv.Itoa(c.epmdPort),
 		"PRIVCLUSTER_DIST_PORTS=" + strings.Join(dist, " "),
 	}, args...)
 }
 
 // do runs one script command and fails the test if it fails.
-func (c *testCluster) do(t testing.TB, timeout time.Duration, args ...string) string {
+func (c *Cluster) do(t testing.TB, timeout time.Duration, args ...string) string {
 	t.Helper()
 	out, stderr, err := c.run(timeout, args...)
 	if err != nil {
@@ -123,9 +117,9 @@ func (c *testCluster) do(t testing.TB, timeout time.Duration, args ...string) st
 }
 
 // URLs returns the AMQP URL of every node, as guest, in node order.
-func (c *testCluster) URLs() []string {
-	urls := make([]string, len(c.nodes))
-	for i, nd := range c.nodes {
+func (c *Cluster) URLs() []string {
+	urls := make([]string, len(c.Nodes))
+	for i, nd := range c.Nodes {
 		urls[i] = nd.URL()
 	}
 	return urls
@@ -133,16 +127,16 @@ func (c *testCluster) URLs() []string {
 
 // URLsFrom returns every node's URL, starting with node i's: what a client
 // that should connect to node i first is given.
-func (c *testCluster) URLsFrom(nd *clusterNode) []string {
+func (c *Cluster) URLsFrom(nd *Node) []string {
 	urls := c.URLs()
-	k := nd.index - 1
+	k := nd.Index - 1
 	return append(urls[k:], urls[:k]...)
 }
 
 // up returns a node that runs, for CLI calls.
-func (c *testCluster) up(t testing.TB) *clusterNode {
+func (c *Cluster) up(t testing.TB) *Node {
 	t.Helper()
-	for _, nd := range c.nodes {
+	for _, nd := range c.Nodes {
 		if !nd.down {
 			return nd
 		}
@@ -153,22 +147,22 @@ func (c *testCluster) up(t testing.TB) *clusterNode {
 
 // Ctl runs rabbitmqctl -q with args against a running node and returns its
 // output; it fails the test if rabbitmqctl fails.
-func (c *testCluster) Ctl(t testing.TB, args ...string) string {
+func (c *Cluster) Ctl(t testing.TB, args ...string) string {
 	t.Helper()
 	return c.up(t).Ctl(t, args...)
 }
 
 // CLI runs another of RabbitMQ's CLI tools (rabbitmq-queues,
 // rabbitmq-upgrade, rabbitmq-diagnostics) with args against a running node.
-func (c *testCluster) CLI(t testing.TB, tool string, args ...string) string {
+func (c *Cluster) CLI(t testing.TB, tool string, args ...string) string {
 	t.Helper()
 	nd := c.up(t)
-	return c.do(t, clusterCtlTimeout, append([]string{"cli", c.dir, strconv.Itoa(nd.index), tool, "-q"}, args...)...)
+	return c.do(t, clusterCtlTimeout, append([]string{"cli", c.dir, strconv.Itoa(nd.Index), tool, "-q"}, args...)...)
 }
 
 // node returns the node an Erlang node name or pid names, or nil.
-func (c *testCluster) node(erlang string) *clusterNode {
-	for _, nd := range c.nodes {
+func (c *Cluster) node(erlang string) *Node {
+	for _, nd := range c.Nodes {
 		if strings.Contains(erlang, nd.Name()) {
 			return nd
 		}
@@ -178,7 +172,7 @@ func (c *testCluster) node(erlang string) *clusterNode {
 
 // Leader returns the node that holds the leader of the quorum queue, or
 // nil while it has none.
-func (c *testCluster) Leader(t testing.TB, queue string) *clusterNode {
+func (c *Cluster) Leader(t testing.TB, queue string) *Node {
 	t.Helper()
 	for _, line := range strings.Split(c.Ctl(t, "list_queues", "--no-table-headers", "name", "leader"), "\n") {
 		if f := strings.Split(line, "\t"); len(f) == 2 && f[0] == queue {
@@ -189,7 +183,7 @@ func (c *testCluster) Leader(t testing.TB, queue string) *clusterNode {
 }
 
 // OnlineMembers returns how many members of the quorum queue are online.
-func (c *testCluster) OnlineMembers(t testing.TB, queue string) int {
+func (c *Cluster) OnlineMembers(t testing.TB, queue string) int {
 	t.Helper()
 	for _, line := range strings.Split(c.Ctl(t, "list_queues", "--no-table-headers", "name", "online"), "\n") {
 		if f := strings.Split(line, "\t"); len(f) == 2 && f[0] == queue {
@@ -203,9 +197,9 @@ func (c *testCluster) OnlineMembers(t testing.TB, queue string) int {
 // Connections returns the node of each open connection, by the name its
 // client gave it (WithConnectionName): RabbitMQ 3.10 lists the name among
 // the client properties, and a connection's pid names its node.
-func (c *testCluster) Connections(t testing.TB) map[string][]*clusterNode {
+func (c *Cluster) Connections(t testing.TB) map[string][]*Node {
 	t.Helper()
-	conns := map[string][]*clusterNode{}
+	conns := map[string][]*Node{}
 	for _, line := range strings.Split(c.Ctl(t, "list_connections", "--no-table-headers", "pid", "client_properties"), "\n") {
 		pid, props, ok := strings.Cut(line, "\t")
 		if !ok {
@@ -221,13 +215,13 @@ func (c *testCluster) Connections(t testing.TB) map[string][]*clusterNode {
 
 // CloseConnections has the broker close every connection named name, as
 // rabbitmqctl close_connection does for an operator.
-func (c *testCluster) CloseConnections(t testing.TB, name string) {
+func (c *Cluster) CloseConnections(t testing.TB, name string) {
 	t.Helper()
 	n := 0
 	for _, line := range strings.Split(c.Ctl(t, "list_connections", "--no-table-headers", "pid", "client_properties"), "\n") {
 		pid, props, ok := strings.Cut(line, "\t")
 		if ok && strings.Contains(props, `{"connection_name","`+name+`"}`) {
-			if _, stderr, err := c.run(clusterCtlTimeout, "ctl", c.dir, strconv.Itoa(c.up(t).index), "-q", "close_connection", pid, "closed by the cluster test"); err != nil {
+			if _, stderr, err := c.run(clusterCtlTimeout, "ctl", c.dir, strconv.Itoa(c.up(t).Index), "-q", "close_connection", pid, "closed by the cluster test"); err != nil {
 				t.Logf("close_connection %s (%s): %v %s", pid, name, err, stderr)
 			}
 			n++
@@ -241,12 +235,12 @@ func (c *testCluster) CloseConnections(t testing.TB, name string) {
 // AwaitQuorumPlusOne waits until every member of the quorum queue is online
 // and the cluster can lose any node without a quorum queue losing its
 // quorum: what an operator waits for before restarting the next node.
-func (c *testCluster) AwaitQuorumPlusOne(t testing.TB, queue string, within time.Duration) {
+func (c *Cluster) AwaitQuorumPlusOne(t testing.TB, queue string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
-	for c.OnlineMembers(t, queue) < len(c.nodes) {
+	for c.OnlineMembers(t, queue) < len(c.Nodes) {
 		if time.Now().After(deadline) {
-			t.Fatalf("quorum queue %q: fewer than %d members online after %v", queue, len(c.nodes), within)
+			t.Fatalf("quorum queue %q: fewer than %d members online after %v", queue, len(c.Nodes), within)
 		}
 		time.Sleep(100 * time.Millisecond) // polling the broker with a deadline
 	}
@@ -255,39 +249,43 @@ func (c *testCluster) AwaitQuorumPlusOne(t testing.TB, queue string, within time
 }
 
 // Name returns the node's Erlang node name.
-func (nd *clusterNode) Name() string { return fmt.Sprintf("%s-%d@localhost", nd.c.name, nd.index) }
+func (nd *Node) Name() string { return fmt.Sprintf("%s-%d@localhost", nd.c.name, nd.Index) }
+
+// Down reports whether the node was killed and not restarted since (or is
+// restarting). Only the test's goroutine may ask.
+func (nd *Node) Down() bool { return nd.down }
 
 // String names the node for messages: node 2.
-func (nd *clusterNode) String() string {
+func (nd *Node) String() string {
 	if nd == nil {
 		return "no node"
 	}
-	return "node " + strconv.Itoa(nd.index)
+	return "node " + strconv.Itoa(nd.Index)
 }
 
 // URL returns the node's AMQP URL, as guest, who may connect from loopback.
-func (nd *clusterNode) URL() string {
-	return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", nd.amqpPort)
+func (nd *Node) URL() string {
+	return fmt.Sprintf("amqp://guest:guest@127.0.0.1:%d/", nd.AMQPPort)
 }
 
 // Kill kills the node's Erlang VM with SIGKILL and returns once it is gone.
-func (nd *clusterNode) Kill(t testing.TB) {
+func (nd *Node) Kill(t testing.TB) {
 	t.Helper()
-	nd.c.do(t, clusterCtlTimeout, "kill", nd.c.dir, strconv.Itoa(nd.index))
+	nd.c.do(t, clusterCtlTimeout, "kill", nd.c.dir, strconv.Itoa(nd.Index))
 	nd.down = true
 }
 
 // Restart boots the node again on its data, stopping it gracefully first
 // if it runs, and returns once every node sees every other running.
-func (nd *clusterNode) Restart(t testing.TB) {
+func (nd *Node) Restart(t testing.TB) {
 	t.Helper()
 	nd.down = true // while it restarts
-	nd.c.do(t, clusterNodeTimeout, "restart", nd.c.dir, strconv.Itoa(nd.index))
+	nd.c.do(t, clusterNodeTimeout, "restart", nd.c.dir, strconv.Itoa(nd.Index))
 	nd.down = false
 }
 
 // Ctl runs rabbitmqctl -q with args against this node.
-func (nd *clusterNode) Ctl(t testing.TB, args ...string) string {
+func (nd *Node) Ctl(t testing.TB, args ...string) string {
 	t.Helper()
-	return nd.c.do(t, clusterCtlTimeout, append([]string{"ctl", nd.c.dir, strconv.Itoa(nd.index), "-q"}, args...)...)
+	return nd.c.do(t, clusterCtlTimeout, append([]string{"ctl", nd.c.dir, strconv.Itoa(nd.Index), "-q"}, args...)...)
 }
