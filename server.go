@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/rpc"
 	"sync"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -78,7 +79,8 @@ type serverCodec struct {
 	cur       *inbound // owned by ServeCodec's reading goroutine
 	closeOnce sync.Once
 
-	hooks serverHooks // WithServerHook (hooks.go)
+	hooks serverHooks  // WithServerHook (hooks.go)
+	stats *serverStats // the control protocol's counters (stats.go); nil with WithoutControl
 }
 
 // inbound is a request taken from the queue.
@@ -88,6 +90,8 @@ type inbound struct {
 	enc    codec.Encoding
 	method string
 	rc     *requestContext // the caller's deadline and the hooks (hooks.go); nil without
+	taken  time.Time       // when the codec took it, for the counters (stats.go)
+	known  bool            // net/rpc found its method (it asked for the body)
 }
 
 func newServerCodec(conn *amqp.Connection, url, queue string, opts []ServerOption) (*serverCodec, *serverOptions, error) {
@@ -99,11 +103,13 @@ func newServerCodec(conn *amqp.Connection, url, queue string, opts []ServerOptio
 		return nil, nil, err
 	}
 	poison := newPoisonGuard()
+	stats, control := newControl(queue, o) // control.go
 	cfg := transport.ServerConfig{
 		Config:   o.transport(conn, url),
 		Queue:    transport.QueueConfig{Name: queue, Durable: !o.transient, Quorum: o.quorum, Expires: o.queueExpiry},
 		Prefetch: o.prefetch,
 		Lost:     poison.crashed,
+		Control:  control,
 	}
 	t, err := transport.NewServer(cfg)
 	if err != nil {
@@ -117,6 +123,7 @@ func newServerCodec(conn *amqp.Connection, url, queue string, opts []ServerOptio
 		pending:       make(map[uint64]*inbound),
 		poison:        poison,
 		hooks:         serverHooks{queue: queue, list: o.hooks},
+		stats:         stats,
 	}
 	c.out.start(c.reply, c.ackAnswered)
 	return c, o, nil
@@ -140,8 +147,10 @@ func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 		}
 		in, refusal := c.accept(req)
 		c.hooks.begin(in)
+		c.stats.begin(in)
 		if refusal != "" {
 			if !c.out.put(outbound{in: in, errText: refusal}) {
+				c.stats.drop()
 				_ = c.t.Reject(&in.req, true) // closed meanwhile
 				return io.EOF
 			}
@@ -155,6 +164,7 @@ func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 			// Close has stopped waiting for replies: this one could not
 			// be sent, so it goes back to the queue unrun.
 			c.mu.Unlock()
+			c.stats.drop()
 			_ = c.t.Reject(&in.req, true)
 			return io.EOF
 		}
@@ -198,6 +208,7 @@ func (c *serverCodec) ReadRequestBody(x any) error {
 	if x == nil || in == nil {
 		return nil
 	}
+	in.known = true // net/rpc asks for the body of a method it found
 	if err := c.bodies.Unmarshal(in.enc, in.req.Body, x); err != nil {
 		return failure(ErrMalformedRequest, "%s: %s", in.method, detail(err))
 	}
@@ -253,6 +264,7 @@ func (c *serverCodec) reply(o outbound, buf *[]byte) {
 		msg.Headers = amqp.Table{ErrorHeader: truncateUTF8(o.errText, maxErrorText)}
 		msg.Body = nil
 	}
+	c.stats.end(in, o.errText) // before the reply goes out
 	var err error
 	switch {
 	case !risky(in.req.ReplyTo):
