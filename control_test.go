@@ -264,3 +264,29 @@ func TestControlOff(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, got, "Ping of an instance WithoutControl")
 }
+
+// TestControlAfterReconnect: after the server's connection is cut and it
+// reconnects, the same instance (same id, same counters) answers again, on
+// a new control queue.
+func TestControlAfterReconnect(t *testing.T) {
+	url := brokertest.URL(t)
+	queue := testQueue(t)
+	proxy := newTCPProxy(t, "127.0.0.1:5672")
+	s := serveArith(t, newArith("cut"), "amqp://guest:guest@"+proxy.Addr()+"/", queue,
+		WithReconnectBackoff(50*time.Millisecond, 200*time.Millisecond))
+	brokertest.WaitForConsumers(t, url, queue, 1, s)
+	client := dial(t, queue)
+	multiply(t, client, 2, 3, "before the cut")
+	before := controlAsk(t, Stats, url, queue)
+	require.Len(t, before, 1)
+
+	proxy.Cut()
+	callWorks(t, client, 20*time.Second, "a call after the server reconnects")
+	var after []Instance
+	brokertest.WaitFor(t, 20*time.Second, "the instance answering again", func() bool {
+		after = controlAsk(t, Stats, url, queue)
+		return len(after) == 1
+	})
+	assert.Equal(t, before[0].ID, after[0].ID, "instance id after the reconnect")
+	assert.EqualValues(t, 2, methodsOf(after[0])["Arith.Multiply"].Calls, "Arith.Multiply calls before and after the reconnect")
+}

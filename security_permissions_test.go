@@ -178,6 +178,8 @@ func TestSecurityPermissions(t *testing.T) {
 		}
 	})
 
+	t.Run("control protocol", func(t *testing.T) { secControl(t, node, vhost, pass) }) // security_control_test.go
+
 	t.Run("each permission is needed", func(t *testing.T) {
 		for _, tc := range []struct {
 			name  string
