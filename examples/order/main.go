@@ -34,6 +34,7 @@ import (
 
 	"github.com/amqprpc/amqprpc"
 	"github.com/amqprpc/amqprpc/examples/order/services"
+	"github.com/amqprpc/amqprpc/internal/controltable"
 )
 
 // callTimeout bounds every call; the demo must end by itself.
@@ -67,21 +68,17 @@ func run(ctx context.Context, url string, q services.Queues, role string) error 
 	case "logistics":
 		return serve(ctx, url, q.Logistics, services.NewLogistics(logger("logistics")))
 	case "order":
-		return placeDemoOrders(ctx, url, q, nil)
+		return placeDemoOrders(ctx, url, q, nil, nil)
 	case "all":
 		inv := services.NewInventory(services.DemoCatalog(), logger("inventory"))
 		coupon := services.NewCoupon(services.DemoCoupons(), logger("coupon"))
 		pay := services.NewPayment(logger("payment"))
-		err := placeDemoOrders(ctx, url, q, map[string]any{
+		return placeDemoOrders(ctx, url, q, map[string]any{
 			q.Inventory: inv,
 			q.Coupon:    coupon,
 			q.Payment:   pay,
 			q.Logistics: services.NewLogistics(logger("logistics")),
-		})
-		if err == nil {
-			fmt.Println(services.DemoState(inv, coupon, pay))
-		}
-		return err
+		}, func() { fmt.Println(services.DemoState(inv, coupon, pay)) })
 	}
 	return fmt.Errorf("-role=%q: want all, order, inventory, coupon, payment or logistics", role)
 }
@@ -93,8 +90,9 @@ func serve(ctx context.Context, url, queue string, rcvr any) error {
 }
 
 // placeDemoOrders serves the order service, and the services others holds
-// (queue to service) if any, while it places the demo orders.
-func placeDemoOrders(ctx context.Context, url string, q services.Queues, others map[string]any) error {
+// (queue to service) if any, while it places the demo orders; then it
+// calls report, if any, and prints the services' stats.
+func placeDemoOrders(ctx context.Context, url string, q services.Queues, others map[string]any, report func()) error {
 	order, err := services.DialOrder(url, q, log.New(os.Stdout, "order: ", 0), amqprpc.WithCallTimeout(callTimeout))
 	if err != nil {
 		return err
@@ -120,7 +118,33 @@ func placeDemoOrders(ctx context.Context, url string, q services.Queues, others 
 		return fmt.Errorf("waiting for the order service: %w", err)
 	}
 	run := fmt.Sprintf("o%03d", rand.N(1000)) // ids unique to this run
-	return services.RunDemo(ctx, client, run, os.Stdout)
+	if err := services.RunDemo(ctx, client, run, os.Stdout); err != nil {
+		return err
+	}
+	if report != nil {
+		report()
+	}
+	return printStats(ctx, url, q)
+}
+
+// printStats prints what each service's instances have done, as amqprpc
+// stats QUEUE prints it, while they still serve: amqprpc.Stats asks them
+// through the control protocol.
+func printStats(ctx context.Context, url string, q services.Queues) error {
+	for _, queue := range []string{q.Order, q.Inventory, q.Coupon, q.Payment, q.Logistics} {
+		instances, err := amqprpc.Stats(ctx, url, queue)
+		if err != nil {
+			return err
+		}
+		if len(instances) == 0 {
+			return fmt.Errorf("amqprpc.Stats(%q): no instance answered", queue)
+		}
+		fmt.Printf("\n%s (amqprpc stats %s):\n", queue, queue)
+		if err := controltable.WriteStats(os.Stdout, instances); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // servers are services served in the background.

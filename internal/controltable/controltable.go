@@ -72,8 +72,8 @@ func WriteInfo(w io.Writer, instances []amqprpc.Instance, now time.Time) error {
 }
 
 // WriteStats writes stats' table: one line per instance and method (and
-// its refused requests, if any), then the totals per method over all
-// instances and in all.
+// its refused requests, if any), then, when more than one instance
+// answered, the totals per method over all instances and in all.
 func WriteStats(w io.Writer, instances []amqprpc.Instance) error {
 	tw := newTable(w, "INSTANCE", "METHOD", "CALLS", "ERRORS", "AVERAGE", "TOTAL TIME", "LAST ERROR")
 	totals := map[string]*amqprpc.MethodStats{}
@@ -91,9 +91,12 @@ func WriteStats(w io.Writer, instances []amqprpc.Instance) error {
 			add(&all, m)
 		}
 		if in.Refused > 0 {
-			tw.row(in.ID, "(refused)", in.Refused, in.Refused, "-", "-", "unknown method, no method, unsupported content type or body too large")
+			tw.row(in.ID, "(refused)", in.Refused, in.Refused, "-", "-", "unknown method, no type, bad content type or size")
 			refused += in.Refused
 		}
+	}
+	if len(instances) < 2 {
+		return tw.flush() // the totals would repeat the lines
 	}
 	for _, name := range slices.Sorted(maps.Keys(totals)) {
 		statsRow(tw, "total", *totals[name])

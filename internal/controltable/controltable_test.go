@@ -58,12 +58,20 @@ func TestWriteStats(t *testing.T) {
 		"INSTANCE          METHOD          CALLS  ERRORS  AVERAGE  TOTAL TIME  LAST ERROR\n"+
 		"3f2a9c1e5b7d4e60  Arith.Divide    40     2       950µs    38ms        divide by zero\n"+
 		"3f2a9c1e5b7d4e60  Arith.Multiply  120    0       1.2ms    144ms\n"+
-		"3f2a9c1e5b7d4e60  (refused)       3      3       -        -           unknown method, no method, unsupported content type or body too large\n"+
+		"3f2a9c1e5b7d4e60  (refused)       3      3       -        -           unknown method, no type, bad content type or size\n"+
 		"a0b1c2d3e4f50617  Arith.Multiply  30     0       200µs    6ms\n"+
 		"total             Arith.Divide    40     2       950µs    38ms\n"+
 		"total             Arith.Multiply  150    0       1ms      150ms\n"+
 		"total             (refused)       3      3       -        -\n"+
 		"total             (all methods)   190    2       989µs    188ms\n", b.String())
+}
+
+func TestWriteStatsOneInstance(t *testing.T) {
+	var b bytes.Buffer
+	require.NoError(t, WriteStats(&b, sample[1:2]))
+	assert.Equal(t, ""+
+		"INSTANCE          METHOD          CALLS  ERRORS  AVERAGE  TOTAL TIME  LAST ERROR\n"+
+		"a0b1c2d3e4f50617  Arith.Multiply  30     0       200µs    6ms\n", b.String())
 }
 
 func TestDuration(t *testing.T) {
