@@ -44,6 +44,10 @@ const (
 	controlKeyInstance = "instance:" // + the instance id
 )
 
+// maxInstanceID bounds an instance id, so that its routing key fits an
+// AMQP short string.
+const maxInstanceID = 200
+
 // serviceKey returns the key that addresses every instance of queue, or
 // false when the name is too long for a routing key.
 func serviceKey(queue string) (string, bool) {

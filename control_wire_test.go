@@ -8,6 +8,8 @@ package amqprpc
 import (
 	"encoding/json"
 	"maps"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -125,4 +127,27 @@ func TestControlWire(t *testing.T) {
 		controlRaw(t, ch, answers, rq.Name, id, ControlPing)
 		brokertest.NoDelivery(t, direct, 500*time.Millisecond, "an answer through direct reply-to")
 	})
+}
+
+// TestControlProtocolDocFields: the field table of docs/PROTOCOL.md §12
+// lists exactly the fields each document has.
+func TestControlProtocolDocFields(t *testing.T) {
+	doc, err := os.ReadFile("docs/PROTOCOL.md")
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(doc), "\n## 12. ")
+	require.True(t, ok, "docs/PROTOCOL.md has no section 12")
+	in := map[string][]string{}
+	var method []string
+	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z_.\\[\\]]+)` \\|([^|]*)\\|").FindAllStringSubmatch(section, -1) {
+		field, where := m[1], strings.TrimSpace(m[2])
+		if name, ok := strings.CutPrefix(field, "methods[]."); ok {
+			method = append(method, name)
+			continue
+		}
+		in[where] = append(in[where], field)
+	}
+	assert.ElementsMatch(t, controlPingFields, in["all"], "PING fields in the doc")
+	assert.ElementsMatch(t, controlInfoFields, append(in["all"], in["`INFO`, `STATS`"]...), "INFO fields in the doc")
+	assert.ElementsMatch(t, controlStatsFields, append(append(in["all"], in["`INFO`, `STATS`"]...), in["`STATS`"]...), "STATS fields in the doc")
+	assert.ElementsMatch(t, controlMethodField, method, "method fields in the doc")
 }

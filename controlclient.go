@@ -83,8 +83,11 @@ func ask(ctx context.Context, typ, url, queue string, opts []ControlOption) ([]I
 	if err := o.check(); err != nil {
 		return nil, err
 	}
-	if o.wait <= 0 {
+	switch {
+	case o.wait <= 0:
 		return nil, fmt.Errorf("amqprpc: WithControlWait(%v): want more than 0", o.wait)
+	case len(o.instance) > maxInstanceID:
+		return nil, fmt.Errorf("amqprpc: WithInstance: an id of %d bytes; ids have at most %d", len(o.instance), maxInstanceID)
 	}
 	if queue != "" {
 		if err := checkQueueName(queue); err != nil {

@@ -8,11 +8,13 @@ package amqprpc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -59,6 +61,35 @@ func secControl(t *testing.T, node *privateNode, vhost, pass string) {
 		assert.Positive(t, methodsOf(got[0])["Arith.Multiply"].Calls, "Arith.Multiply calls")
 		assert.Len(t, controlAsk(t, Ping, urlOf("monitor"), "", WithControlWait(2*time.Second)), 1, "Ping of every service as monitor")
 		assert.NotContains(t, logs.String(), secControlWarning, "the server's log")
+	})
+
+	t.Run("a server cannot touch a caller's reply queue", func(t *testing.T) {
+		// Configure and read on amq.gen-.* reach no other connection's
+		// exclusive queue.
+		_, cch := brokertest.Conn(t, urlOf("stock-client"))
+		rq, err := cch.QueueDeclare("", false, true, true, false, nil)
+		require.NoError(t, err)
+		sconn, _ := brokertest.Conn(t, urlOf("stock-server"))
+		for _, op := range []struct {
+			name string
+			do   func(ch *amqp.Channel) error
+		}{
+			{"Consume", func(ch *amqp.Channel) error {
+				_, err := ch.Consume(rq.Name, "", true, false, false, false, nil)
+				return err
+			}},
+			{"QueueDelete", func(ch *amqp.Channel) error { _, err := ch.QueueDelete(rq.Name, false, false, false); return err }},
+			{"QueuePurge", func(ch *amqp.Channel) error { _, err := ch.QueuePurge(rq.Name, false); return err }},
+		} {
+			ch, err := sconn.Channel()
+			require.NoError(t, err)
+			err = op.do(ch)
+			var ae *amqp.Error
+			if !errors.As(err, &ae) || ae.Code != amqp.ResourceLocked {
+				t.Errorf("%s(%q) as stock-server = %v; want 405 RESOURCE_LOCKED", op.name, rq.Name, err)
+			}
+			ch.Close()
+		}
 	})
 
 	t.Run("server without each permission", func(t *testing.T) {

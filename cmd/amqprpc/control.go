@@ -110,8 +110,12 @@ func (c controlCommand) run(args []string, stdout, stderr io.Writer) int {
 		return usageError(stderr, cmd, err.Error())
 	}
 	queue, problem := c.queueArg(fs.Args())
-	if problem == "" && f.wait < time.Millisecond {
+	switch {
+	case problem != "":
+	case f.wait < time.Millisecond:
 		problem = fmt.Sprintf("-wait %v: want at least 1ms", f.wait)
+	case len(f.id) > 200:
+		problem = fmt.Sprintf("-id of %d bytes: instance ids have at most 200", len(f.id))
 	}
 	if problem != "" {
 		return usageError(stderr, cmd, problem)

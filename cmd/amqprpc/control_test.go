@@ -147,6 +147,7 @@ func TestControlCommandErrors(t *testing.T) {
 		{[]string{"stats", "a", "b"}, "want QUEUE, got 2 arguments"},
 		{[]string{"stats", "-wait", "0s", "arith"}, "-wait 0s: want at least 1ms"},
 		{[]string{"info", "amq.gen-x"}, "reserved"},
+		{[]string{"info", "-id", strings.Repeat("f", 201), "arith"}, "-id of 201 bytes"},
 	} {
 		r := cli(t, "amqp://guest:guest@127.0.0.1:1/", nil, tt.args...)
 		checkFailure(t, tt.args, r, exitUsage, tt.want)

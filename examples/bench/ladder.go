@@ -64,6 +64,8 @@ func ladder() []*rung {
 		step(7, "confirms", "+ publisher confirms (`WithConfirms`, both sides)", amqpStart(codec.Gob, false, amqprpc.WithConfirms())),
 		step(0, "echo-runs", "echo floor acknowledging in runs (multiple=true)", echoStart(echoRuns, false)),
 		step(6, "gob-runs", "gob floor (step 7) acknowledging in runs (multiple=true)", echoStart(typedRuns, true)),
+		step(7, "no-control", "amqprpc (step 8) with the control protocol off (`WithoutControl`): no per-method counters, no control queue; its Δ is minus what the protocol costs",
+			amqpStartWith(codec.Gob, false, []amqprpc.ServerOption{amqprpc.WithoutControl()})),
 	}
 }
 

@@ -102,6 +102,11 @@ func tcpStart(useJSON bool) func(string, string) (caller, func(), error) {
 // amqprpc.Dial, both with default options but the encoding, the reply mode
 // and the options for both sides in both.
 func amqpStart(enc codec.Encoding, directReplyTo bool, both ...amqprpc.Option) func(string, string) (caller, func(), error) {
+	return amqpStartWith(enc, directReplyTo, nil, both...)
+}
+
+// amqpStartWith is amqpStart with options for the server alone too.
+func amqpStartWith(enc codec.Encoding, directReplyTo bool, server []amqprpc.ServerOption, both ...amqprpc.Option) func(string, string) (caller, func(), error) {
 	return func(url, queue string) (caller, func(), error) {
 		srv := rpc.NewServer()
 		if err := srv.RegisterName("Bench", Service{}); err != nil {
@@ -109,7 +114,7 @@ func amqpStart(enc codec.Encoding, directReplyTo bool, both ...amqprpc.Option) f
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		var serverOpts []amqprpc.ServerOption
+		serverOpts := append([]amqprpc.ServerOption(nil), server...)
 		for _, o := range both {
 			serverOpts = append(serverOpts, o)
 		}
