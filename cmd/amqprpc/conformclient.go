@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/amqprpc/amqprpc/conform"
 )
 
 const conformClientHelp = `Usage: amqprpc conform client [flags] QUEUE
@@ -76,15 +78,15 @@ func runConformClient(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, *forTime)
 		defer cancel()
 	}
-	s := &conformServer{prefetch: *prefetch, edges: true, log: stdout}
 	ready := func() {
 		fmt.Fprintf(stdout, "serving the conformance service on queue %q with edge cases (prefetch %d); Ctrl-C to stop\n", queue, *prefetch)
 	}
-	if err := s.serve(ctx, url, queue, ready); err != nil {
+	report, err := conform.ServeClient(ctx, url, queue, conform.ClientOptions{Prefetch: *prefetch, Log: stdout, Ready: ready})
+	if err != nil {
 		fmt.Fprintf(stderr, "%s: %s\n", cmd, withoutPassword(err.Error(), url))
 		return exitTransit
 	}
 	fmt.Fprintf(stdout, "stopped: answered %s, with %d stray and %d repeated replies\n",
-		plural(int(s.answered.Load()), "request"), s.strays.Load(), s.repeats.Load())
+		plural(report.Answered, "request"), report.Strays, report.Repeats)
 	return exitOK
 }

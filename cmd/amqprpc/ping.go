@@ -99,7 +99,20 @@ func inspect(url, queue string) (queueState, error) {
 		return queueState{}, errors.New(withoutPassword(err.Error(), url))
 	}
 	defer conn.Close()
-	return inspectOn(conn, queue)
+	ch, err := conn.Channel()
+	if err != nil {
+		return queueState{}, err
+	}
+	defer ch.Close()
+	q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
+	var ae *amqp.Error
+	switch {
+	case errors.As(err, &ae) && ae.Code == amqp.NotFound:
+		return queueState{}, nil
+	case err != nil:
+		return queueState{}, err
+	}
+	return queueState{exists: true, consumers: q.Consumers, messages: q.Messages}, nil
 }
 
 // withoutPassword replaces the password of rawURL wherever it occurs in

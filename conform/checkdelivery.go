@@ -1,4 +1,4 @@
-package main
+package conform
 
 // The checks of how a server takes requests from its queue
 // (docs/PROTOCOL.md §6): a request without a reply_to still runs once, an

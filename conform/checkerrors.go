@@ -1,4 +1,4 @@
-package main
+package conform
 
 // The checks of error replies (docs/PROTOCOL.md §4): the x-rpc-error
 // header, how a long error text is cut, and the errors a server gives for

@@ -1,4 +1,4 @@
-package main
+package conform
 
 // The checks of how replies come back (docs/PROTOCOL.md §3, §4): through
 // a private reply queue or direct reply-to, with the request's

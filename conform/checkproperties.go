@@ -1,4 +1,4 @@
-package main
+package conform
 
 // The checks of how a server reads a request's properties and body
 // (docs/PROTOCOL.md §1, §2): content_type and type present, absent or

@@ -1,4 +1,4 @@
-package main
+package conform
 
 // AMQP 0-9-1 frames for the raw publisher (rawpublish.go): method
 // arguments and content headers built, frames written and read.

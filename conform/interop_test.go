@@ -1,4 +1,4 @@
-package main
+package conform
 
 // The conformance commands against the programs of examples/interop: the
 // Python server passes conform server, and the Python and Node clients
@@ -33,7 +33,7 @@ import (
 // systemPython is the interpreter Debian's python3-pika installs for.
 const systemPython = "/usr/bin/python3"
 
-var interopDir = filepath.Join("..", "..", "examples", "interop")
+var interopDir = filepath.Join("..", "examples", "interop")
 
 // missingTool fails the test under CI and skips it otherwise.
 func missingTool(t *testing.T, what string) {
@@ -125,7 +125,7 @@ func TestConformPythonServer(t *testing.T) {
 	queue := brokertest.Queue(t, url, "conform-python")
 	startServerScript(t, url, systemPython, filepath.Join(interopDir, "python", "server.py"),
 		"--queue", queue, "--default-method", "Conformance.Echo", "--prefetch", "10")
-	wantAllPass(t, conformServerRun(t, url, queue))
+	wantAllPass(t, checkServer(t, url, queue, ServerOptions{}))
 }
 
 // clientLine is one line a client program of examples/interop prints: a

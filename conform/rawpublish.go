@@ -1,4 +1,4 @@
-package main
+package conform
 
 // A minimal AMQP 0-9-1 publisher, for the one thing amqp091-go cannot do:
 // send a property that is present but empty. amqp091-go leaves an empty

@@ -1,4 +1,4 @@
-package main
+package conform
 
 import (
 	"encoding/json"
@@ -17,20 +17,11 @@ const (
 	defaultMethod = "Conformance.Echo"
 )
 
-// A conformCheck is one statement of docs/PROTOCOL.md that a caller can
-// observe, checked against a server. run returns nil when the server
-// behaves as the statement says, else what it did instead.
-type conformCheck struct {
-	name     string
-	sections string
-	what     string
-	run      func(k *checker) error
-}
-
-// conformChecks are the checks of `amqprpc conform server`, in the order
-// they run. docs/PROTOCOL.md §9 lists them, and a test keeps the two
-// lists the same.
-var conformChecks = []conformCheck{
+// serverChecks are the checks of CheckServer, in the order they run.
+// docs/PROTOCOL.md §9 lists them, and a test keeps the two lists the same.
+// A check's run returns nil when the server behaves as the statement
+// says, else what it did instead.
+var serverChecks = []Check{
 	{"reply-private", "§3 §4", "a reply comes to the private reply queue named in reply_to, through the default exchange, with the request's correlation_id", checkReplyPrivate},
 	{"reply-direct", "§3 §4", "a reply comes through direct reply-to (amq.rabbitmq.reply-to) with the request's correlation_id", checkReplyDirect},
 	{"correlation-id", "§1 §4", "a correlation_id of 255 bytes, with spaces, punctuation and non-ASCII UTF-8, comes back byte for byte", checkCorrelationID},
