@@ -21,6 +21,7 @@ type checker struct {
 	conn       *amqp.Connection
 	private    *caller
 	direct     *caller
+	control    *controlAsker // the control checks' (checkcontrol.go), once one runs
 }
 
 // newChecker connects and checks that something consumes queue.
@@ -67,6 +68,9 @@ func (k *checker) close() {
 	}
 	if k.direct != nil {
 		k.direct.close()
+	}
+	if k.control != nil {
+		k.control.ch.Close()
 	}
 	k.conn.Close()
 }

@@ -60,6 +60,15 @@ func logReport(t *testing.T, r checkRun) {
 	t.Log("CheckServer found:" + b.String())
 }
 
+// controlCheckNames are the names of the control checks.
+func controlCheckNames() []string {
+	var names []string
+	for _, c := range ControlChecks() {
+		names = append(names, c.Name)
+	}
+	return names
+}
+
 // allChecks are the names of every check.
 func allChecks() []string {
 	var names []string
@@ -69,10 +78,15 @@ func allChecks() []string {
 	return names
 }
 
-// wantAllPass fails the test unless every check ran and passed.
+// wantAllPass fails the test unless every check ran and passed (the
+// control checks too, when they ran).
 func wantAllPass(t *testing.T, r checkRun) {
 	t.Helper()
-	if len(r.failed) > 0 || !slices.Equal(r.passed, allChecks()) || !r.report.OK() {
+	want := allChecks()
+	if len(r.report.Results) > len(want) {
+		want = append(want, controlCheckNames()...)
+	}
+	if len(r.failed) > 0 || !slices.Equal(r.passed, want) || !r.report.OK() {
 		t.Errorf("CheckServer: failed %q; want every check to pass", r.failed)
 		logReport(t, r)
 	}
@@ -81,7 +95,7 @@ func wantAllPass(t *testing.T, r checkRun) {
 // TestGoServer: the conformance service served by amqprpc passes, with
 // the default options, with publisher confirms (a request is acknowledged
 // only once its reply is confirmed) and on a quorum queue (where the
-// broker expires requests too).
+// broker expires requests too), the control checks included.
 func TestGoServer(t *testing.T) {
 	url := brokertest.URL(t)
 	for _, tt := range []struct {
@@ -96,7 +110,7 @@ func TestGoServer(t *testing.T) {
 			queue := brokertest.Queue(t, url, "conform-go-"+tt.name)
 			srv := brokertest.Serve(t, func(ctx context.Context) error { return service.Serve(ctx, url, queue, tt.opts...) })
 			brokertest.WaitForConsumers(t, url, queue, 1, srv)
-			wantAllPass(t, checkServer(t, url, queue, ServerOptions{}))
+			wantAllPass(t, checkServer(t, url, queue, ServerOptions{Control: true}))
 		})
 	}
 }
@@ -120,7 +134,7 @@ func TestClientServerPasses(t *testing.T) {
 		t.Run("edges="+strconv.FormatBool(edges), func(t *testing.T) {
 			queue := brokertest.Queue(t, url, "conform-raw")
 			serveConform(t, &conformServer{prefetch: 10, edges: edges}, url, queue)
-			wantAllPass(t, checkServer(t, url, queue, ServerOptions{}))
+			wantAllPass(t, checkServer(t, url, queue, ServerOptions{Control: true}))
 		})
 	}
 }
@@ -150,12 +164,24 @@ func TestBrokenServers(t *testing.T) {
 		{"reply-to-on-reply", serverFaults{replyToOnReply: true}, 0, []string{"reply-properties"}},
 		{"trailing-newline", serverFaults{trailingNewline: true}, 0, []string{"reply-properties"}},
 		{"no-prefetch-limit", serverFaults{takeAll: true}, 0, []string{"expired-not-run"}},
+		// The control protocol's: only its checks run.
+		{"control-not-under-all", serverFaults{controlNoAll: true}, 0, []string{"control-all"}},
+		{"control-not-under-instance", serverFaults{controlNoInstance: true}, 0, []string{"control-instance"}},
+		{"control-no-counts", serverFaults{controlNoCounts: true}, 0, []string{"control-stats"}},
+		{"control-answers-direct-reply-to", serverFaults{controlDirect: true}, 0, []string{"control-direct-reply-to"}},
+		{"control-carries-call-data", serverFaults{controlCallData: true}, 0, []string{"control-no-call-data"}},
+		{"control-unknown-type-answered", serverFaults{controlUnknownType: true}, 0, []string{"control-unknown-type"}},
+		{"control-no-metadata", serverFaults{controlNoMetadata: true}, 0, []string{"control-ping"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			queue := brokertest.Queue(t, url, "conform-broken-"+tt.name)
 			serveConform(t, &conformServer{prefetch: 10, edges: true, faults: tt.faults}, url, queue)
-			r := checkServer(t, url, queue, ServerOptions{Timeout: tt.timeout})
+			opts := ServerOptions{Timeout: tt.timeout}
+			if strings.HasPrefix(tt.name, "control-") {
+				opts.Control, opts.Run = true, func(name string) bool { return strings.HasPrefix(name, "control-") }
+			}
+			r := checkServer(t, url, queue, opts)
 			if !slices.Equal(r.failed, tt.want) || r.report.OK() {
 				t.Errorf("CheckServer against a server with %s: failed %q; want failed %q", tt.name, r.failed, tt.want)
 				logReport(t, r)
@@ -208,7 +234,8 @@ func TestRunPicksChecks(t *testing.T) {
 }
 
 // TestChecksDocumented: docs/PROTOCOL.md §9 lists every check of
-// CheckServer, with the sections it tests, in order.
+// CheckServer, and §12 the control checks, with the sections each tests,
+// in order.
 func TestChecksDocumented(t *testing.T) {
 	doc, err := os.ReadFile("../docs/PROTOCOL.md")
 	if err != nil {
@@ -219,7 +246,7 @@ func TestChecksDocumented(t *testing.T) {
 	for _, m := range row.FindAllStringSubmatch(string(doc), -1) {
 		got = append(got, m[1]+" "+strings.ReplaceAll(m[2], ",", ""))
 	}
-	for _, c := range Checks() {
+	for _, c := range append(Checks(), ControlChecks()...) {
 		want = append(want, c.Name+" "+c.Sections)
 	}
 	if !slices.Equal(got, want) {

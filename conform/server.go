@@ -26,6 +26,8 @@ type conformServer struct {
 	runs  map[string]int // Record's token -> how many times it ran
 
 	answered, strays, repeats atomic.Int64
+
+	control *serverControl // the control protocol (servercontrol.go); nil when off
 }
 
 // serverFaults break a conformServer on purpose, for the tests that show
@@ -41,6 +43,15 @@ type serverFaults struct {
 	replyToOnReply    bool // replies carry the request's reply_to
 	trailingNewline   bool // JSON bodies end with a newline, as Python's json.dump(s) + "\n" would
 	takeAll           bool // no prefetch limit: the server takes every request at once
+
+	// The control protocol (servercontrol.go).
+	controlNoAll       bool // the control queue is not bound under "all"
+	controlNoInstance  bool // nor under "instance:ID"
+	controlNoCounts    bool // STATS lists no method
+	controlDirect      bool // control requests with a direct reply-to are answered
+	controlCallData    bool // answers carry the last request's body
+	controlUnknownType bool // a request of an unknown type gets a PING answer
+	controlNoMetadata  bool // answers have no metadata
 }
 
 // batchWindow is how long the server waits after a request for more to
@@ -66,6 +77,7 @@ func (s *conformServer) serve(ctx context.Context, url, queue string, ready func
 	if err != nil {
 		return err
 	}
+	defer s.startControl(conn, queue)() // servercontrol.go
 	if ready != nil {
 		ready()
 	}
@@ -142,7 +154,10 @@ func (s *conformServer) answerBatch(ctx context.Context, ch *amqp.Channel, batch
 		if s.edges {
 			d = batch[len(batch)-1-i] // last first
 		}
+		taken := time.Now()
+		s.control.took(&d)
 		out := s.run(&d)
+		out.taken = taken
 		if out.delay == 0 {
 			s.reply(ch, &d, out)
 			continue

@@ -17,6 +17,7 @@ type outcome struct {
 	body    []byte
 	errText string
 	delay   time.Duration
+	taken   time.Time // when the server took the request
 }
 
 // failed is the outcome of a request that fails with the error text
