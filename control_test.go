@@ -180,19 +180,30 @@ func TestControlInstanceDies(t *testing.T) {
 
 	instances := controlAsk(t, Info, url, queue)
 	require.Len(t, instances, 2, "Info with two instances")
-	pids := map[int]bool{}
+	var childID string
 	for _, in := range instances {
-		pids[in.PID] = true
+		if in.PID == child.cmd.Process.Pid {
+			childID = in.ID
+		}
 	}
-	assert.True(t, pids[child.cmd.Process.Pid], "Info pids %v; want the child's %d among them", pids, child.cmd.Process.Pid)
+	require.NotEmpty(t, childID, "Info: no instance with the child's pid %d", child.cmd.Process.Pid)
 	assert.Len(t, everyServiceOf(t, url, queue), 2, "Ping of every service: instances of %q", queue)
 
 	require.NoError(t, child.cmd.Process.Kill())
+	conn, _ := brokertest.Conn(t, url)
+	brokertest.WaitFor(t, 10*time.Second, "the broker to see the killed instance's connection close", func() bool {
+		return brokertest.Consumers(conn, queue) == 1
+	})
 	brokertest.WaitFor(t, 10*time.Second, "the killed instance gone from Info", func() bool {
 		return len(controlAsk(t, Info, url, queue)) == 1
 	})
 	left := controlAsk(t, Info, url, queue)
 	assert.Equal(t, "alive", left[0].Metadata["name"])
+	// Its control queue went with its connection: nothing is bound under
+	// its id any more, and the broker returns a request to it at once.
+	start := time.Now()
+	assert.Empty(t, controlAsk(t, Ping, url, queue, WithInstance(childID)), "Ping of the killed instance")
+	assert.Less(t, time.Since(start), 5*time.Second, "Ping of the killed instance waited for its 10 s")
 	assert.Len(t, everyServiceOf(t, url, queue), 1, "Ping of every service after the kill: instances of %q", queue)
 }
 
@@ -200,9 +211,9 @@ func TestControlInstanceDies(t *testing.T) {
 // and returns those of queue.
 func everyServiceOf(t *testing.T, url, queue string) []Instance {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	all, err := Ping(ctx, url, "", WithControlWait(2*time.Second))
+	all, err := Ping(ctx, url, "", WithControlWait(5*time.Second))
 	require.NoError(t, err)
 	var of []Instance
 	for _, in := range all {

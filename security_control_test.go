@@ -59,7 +59,7 @@ func secControl(t *testing.T, node *privateNode, vhost, pass string) {
 		require.Len(t, got, 1, "Stats as monitor")
 		assert.Equal(t, "least", got[0].Metadata["name"])
 		assert.Positive(t, methodsOf(got[0])["Arith.Multiply"].Calls, "Arith.Multiply calls")
-		assert.Len(t, controlAsk(t, Ping, urlOf("monitor"), "", WithControlWait(2*time.Second)), 1, "Ping of every service as monitor")
+		assert.Len(t, controlAsk(t, Ping, urlOf("monitor"), "", WithControlWait(5*time.Second)), 1, "Ping of every service as monitor")
 		assert.NotContains(t, logs.String(), secControlWarning, "the server's log")
 	})
 

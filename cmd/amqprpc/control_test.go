@@ -44,12 +44,12 @@ func TestControlCommands(t *testing.T) {
 	const wait = "-wait=10s" // a loaded machine; info and stats end once both answered
 
 	t.Run("ls", func(t *testing.T) {
-		r := cli(t, u, nil, "ls", "-wait=2s")
+		r := cli(t, u, nil, "ls", "-wait=5s")
 		require.Equal(t, exitOK, r.code, "ls: %s", r.stderr)
 		assert.True(t, strings.HasPrefix(r.stdout, "SERVICE  "), "ls header:\n%s", r.stdout)
 		assert.Contains(t, fields(r.stdout), []string{queue, "2", "1.0"}, "ls:\n%s", r.stdout)
 
-		r = cli(t, u, nil, "ls", "-json", "-wait=2s")
+		r = cli(t, u, nil, "ls", "-json", "-wait=5s")
 		require.Equal(t, exitOK, r.code, "ls -json: %s", r.stderr)
 		var services []struct {
 			Service   string
