@@ -8,6 +8,7 @@ package amqprpc
 import (
 	"context"
 	"net/rpc"
+	"strings"
 	"testing"
 	"time"
 
@@ -300,4 +301,29 @@ func TestControlAfterReconnect(t *testing.T) {
 	})
 	assert.Equal(t, before[0].ID, after[0].ID, "instance id after the reconnect")
 	assert.EqualValues(t, 2, methodsOf(after[0])["Arith.Multiply"].Calls, "Arith.Multiply calls before and after the reconnect")
+}
+
+// TestControlLongQueueName: a queue name too long for the service key
+// (over 247 bytes) is asked through the key of all, and found.
+func TestControlLongQueueName(t *testing.T) {
+	url := brokertest.URL(t)
+	queue := testQueue(t)
+	queue += strings.Repeat("x", 250-len(queue))
+	if _, ok := serviceKey(queue); ok {
+		t.Fatalf("serviceKey of a %d-byte queue name fits; want it too long", len(queue))
+	}
+	t.Cleanup(func() {
+		_, ch := brokertest.Conn(t, url)
+		_, _ = ch.QueueDelete(queue, false, false, false)
+	})
+	s := serveArith(t, newArith("long"), url, queue)
+	brokertest.WaitForConsumers(t, url, queue, 1, s)
+	// Another service's instance answers under all too, and must not
+	// count as the one expected.
+	other := testQueue(t)
+	o := serveArith(t, newArith("other"), url, other)
+	brokertest.WaitForConsumers(t, url, other, 1, o)
+	got := controlAsk(t, Info, url, queue, WithControlWait(3*time.Second))
+	require.Len(t, got, 1, "Info of a %d-byte queue", len(queue))
+	assert.Equal(t, queue, got[0].Service)
 }

@@ -126,9 +126,9 @@ func controlQuery(conn *amqp.Connection, typ, queue string, o *controlOptions) (
 		if !st.Exists {
 			return q, false, nil
 		}
-		q.Expect = st.Consumers
 		if key, ok := serviceKey(queue); ok {
-			q.Key = key
+			// Only its instances answer: as many as it has consumers.
+			q.Key, q.Expect = key, st.Consumers
 		}
 	}
 	return q, true, nil
