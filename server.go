@@ -44,9 +44,9 @@ func Serve(ctx context.Context, srv *rpc.Server, url, queue string, opts ...Serv
 // NewServerCodec returns a net/rpc server codec that serves the queue named
 // queue over conn, for rpc.ServeCodec. It opens its own channels on conn
 // (one for requests and replies, one for the control protocol unless
-// [WithoutControl]) and never closes conn. Closing the codec stops it gracefully: it stops taking
-// requests, returns prefetched ones to the queue, and waits for the replies
-// of calls in flight.
+// [WithoutControl]) and never closes conn. Closing the codec stops it
+// gracefully: it stops taking requests, returns prefetched ones to the
+// queue, and waits for the replies of calls in flight.
 func NewServerCodec(conn *amqp.Connection, queue string, opts ...ServerOption) (rpc.ServerCodec, error) {
 	if conn == nil {
 		return nil, errors.New("amqprpc: NewServerCodec: nil connection")
