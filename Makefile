@@ -1,6 +1,10 @@
 # make test: the static checks (make lint), every test with the race
 #            detector, and a short run of each fuzz target, against a local
 #            broker.
+# make unit: the fast inner loop: the tests that need no broker, no private
+#            node and no tool (go test -short), with the race detector, in
+#            the library and otelamqprpc; under a minute, and no broker
+#            needed. make test runs them too, with everything else.
 # make lint: go vet, staticcheck, go mod tidy -diff in every module, and
 #            actionlint on the GitHub Actions workflow; needs no broker.
 # make demo: the Arith example, then the order example (an order service and
@@ -30,7 +34,7 @@ ACTIONLINT_VERSION := v1.7.12
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 ACTIONLINT := $(GO) run github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
-.PHONY: test lint demo demo-arith demo-order broker interop-deps vet staticcheck tidy-check actionlint fuzz soak bench bench-tracing reliability cluster-bench
+.PHONY: test unit lint demo demo-arith demo-order broker interop-deps vet staticcheck tidy-check actionlint fuzz soak bench bench-tracing reliability cluster-bench
 
 broker:
 	@scripts/ensure-broker.sh
@@ -60,6 +64,12 @@ tidy-check:
 # is installed).
 actionlint:
 	$(ACTIONLINT)
+
+# Tests that need a broker, a private node or a tool skip themselves under
+# -short (brokertest.SkipShort), whether or not CI is set.
+unit:
+	$(GO) test -short -race -timeout 5m ./...
+	cd otelamqprpc && $(GO) test -short -race -timeout 5m ./...
 
 test: lint broker interop-deps
 	$(GO) test -race -count=1 -timeout 15m ./...
@@ -104,10 +114,11 @@ cluster-bench:
 soak: broker
 	AMQPRPC_SOAK=60s $(GO) test -race -count=1 -run '^TestSoak$$' -v .
 
-# amqprpc against net/rpc over TCP, two raw amqp091-go floors (echo and JSON)
-# and issue 10's targets, and a cost ladder from the echo floor up to amqprpc
-# with confirms, in one run; writes docs/bench.md and docs/bench-throughput.png
-# (about 3.5 min).
+# amqprpc against net/rpc over TCP, two raw amqp091-go floors (echo and JSON),
+# and with the small payload the no-ack floor, the gob floor and the peer
+# (0x4b53/amqp-rpc, required by examples/bench/go.mod alone); issue 19's
+# targets; and a cost ladder from the echo floor up to amqprpc with confirms,
+# in one run; writes docs/bench.md and docs/bench-throughput.png (about 4 min).
 bench: broker
 	cd examples/bench && $(GO) run . -out ../../docs/bench.md
 

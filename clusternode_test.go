@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 // A testCluster is a private RabbitMQ cluster of the tests' own, apart from
@@ -53,6 +55,7 @@ const (
 // not installed, or fails it when CI is set.
 func startCluster(t *testing.T, n int) *testCluster {
 	t.Helper()
+	brokertest.SkipShort(t, "a private RabbitMQ cluster")
 	script, err := filepath.Abs(clusterScript)
 	if err != nil {
 		t.Fatalf("filepath.Abs(%q) = %v", clusterScript, err)

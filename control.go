@@ -15,7 +15,7 @@ import (
 	"github.com/amqprpc/amqprpc/transport"
 )
 
-// The control protocol (docs/PROTOCOL.md §12): every server instance has
+// The control protocol (docs/PROTOCOL.md §13): every server instance has
 // an instance id and answers PING, INFO and STATS requests, sent to the
 // control exchange under a key that addresses every instance, one
 // service's or one instance, with a JSON document about itself. [Ping],
@@ -90,7 +90,7 @@ type MethodStats struct {
 }
 
 // WithVersion sets the version a server instance gives in its answers to
-// control requests (docs/PROTOCOL.md §12), such as "1.4.2". None by
+// control requests (docs/PROTOCOL.md §13), such as "1.4.2". None by
 // default.
 func WithVersion(v string) ServerOption { return server(func(o *serverOptions) { o.version = v }) }
 

@@ -2,7 +2,7 @@ package amqprpc
 
 // The control protocol end to end (control.go, controlclient.go, stats.go):
 // three instances of one service account for every call exactly once, an
-// instance that dies drops out, and the answers hold what PROTOCOL.md §12
+// instance that dies drops out, and the answers hold what PROTOCOL.md §13
 // says.
 
 import (

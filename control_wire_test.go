@@ -1,7 +1,7 @@
 package amqprpc
 
 // The control protocol on the wire, as a client in another language sees
-// it (docs/PROTOCOL.md §12): the exchange, the documents' fields, the
+// it (docs/PROTOCOL.md §13): the exchange, the documents' fields, the
 // error reply to an unknown type, and the requests an instance does not
 // answer.
 
@@ -22,7 +22,7 @@ import (
 	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
-// The fields of each control document, as PROTOCOL.md §12 lists them.
+// The fields of each control document, as PROTOCOL.md §13 lists them.
 var (
 	controlPingFields  = []string{"type", "service", "id", "version", "metadata"}
 	controlInfoFields  = append(slices.Clone(controlPingFields), "host", "pid", "started", "prefetch", "in_flight")
@@ -129,13 +129,13 @@ func TestControlWire(t *testing.T) {
 	})
 }
 
-// TestControlProtocolDocFields: the field table of docs/PROTOCOL.md §12
+// TestControlProtocolDocFields: the field table of docs/PROTOCOL.md §13
 // lists exactly the fields each document has.
 func TestControlProtocolDocFields(t *testing.T) {
 	doc, err := os.ReadFile("docs/PROTOCOL.md")
 	require.NoError(t, err)
-	_, section, ok := strings.Cut(string(doc), "\n## 12. ")
-	require.True(t, ok, "docs/PROTOCOL.md has no section 12")
+	_, section, ok := strings.Cut(string(doc), "\n## 13. ")
+	require.True(t, ok, "docs/PROTOCOL.md has no section 13")
 	in := map[string][]string{}
 	var method []string
 	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z_.\\[\\]]+)` \\|([^|]*)\\|").FindAllStringSubmatch(section, -1) {

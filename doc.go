@@ -23,7 +23,7 @@ A server, with net/rpc's own Arith example:
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		defer stop()
 		// Consumes the queue "arith" until ctx ends, then finishes the calls
-		// in flight and returns.
+		// in flight (within WithShutdownGrace, 5 s by default) and returns.
 		if err := amqprpc.Serve(ctx, nil, "amqp://guest:guest@localhost:5672/", "arith"); err != nil {
 			log.Fatal(err)
 		}

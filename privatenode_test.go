@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 // A privateNode is a RabbitMQ node of the test's own, apart from the shared
@@ -80,6 +82,7 @@ func privateNodeTLS(caPEM, certPEM, keyPEM []byte, requireClientCert bool) priva
 // skips the test when RabbitMQ is not installed, or fails it when CI is set.
 func startPrivateNode(t testing.TB, opts ...privateNodeOption) *privateNode {
 	t.Helper()
+	brokertest.SkipShort(t, "a private RabbitMQ node")
 	var cfg privateNodeConfig
 	for _, o := range opts {
 		o(&cfg)

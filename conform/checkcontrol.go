@@ -1,6 +1,6 @@
 package conform
 
-// The checks of the control protocol (docs/PROTOCOL.md §12), which run
+// The checks of the control protocol (docs/PROTOCOL.md §13), which run
 // when ServerOptions.Control asks for them: a server may or may not take
 // part in it. They ask over the raw wire, from a channel and a reply queue
 // of their own, as an asker in another language would.
@@ -17,7 +17,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// What the control protocol names (§12).
+// What the control protocol names (§13).
 const (
 	controlExchange    = "amqprpc.control"
 	controlKeyAll      = "all"
@@ -27,16 +27,16 @@ const (
 )
 
 // controlChecks are the checks of the control protocol, in the order they
-// run, after serverChecks. docs/PROTOCOL.md §12 lists them.
+// run, after serverChecks. docs/PROTOCOL.md §13 lists them.
 var controlChecks = []Check{
-	{"control-ping", "§12", "a PING to service:QUEUE is answered with a JSON object holding type PING, service QUEUE, an instance id, a version string and a metadata object of strings", checkControlPing},
-	{"control-instance", "§12", "a PING to instance:ID is answered by that instance", checkControlInstance},
-	{"control-all", "§12", "a PING to all is answered by the instance too", checkControlAll},
-	{"control-info", "§12", "an INFO answer adds host, pid, started (RFC 3339), prefetch (the server's) and in_flight", checkControlInfo},
-	{"control-stats", "§12", "a STATS answer counts every call once per method (calls, errors, processing time, last error) and every refused request once", checkControlStats},
-	{"control-unknown-type", "§12", "a control request of an unknown type gets the error amqprpc: unknown control request type", checkControlUnknownType},
-	{"control-direct-reply-to", "§12", "a control request whose reply_to is direct reply-to gets no answer", checkControlDirectReplyTo},
-	{"control-no-call-data", "§12", "no control answer carries the argument or the result of a call", checkControlNoCallData},
+	{"control-ping", "§13", "a PING to service:QUEUE is answered with a JSON object holding type PING, service QUEUE, an instance id, a version string and a metadata object of strings", checkControlPing},
+	{"control-instance", "§13", "a PING to instance:ID is answered by that instance", checkControlInstance},
+	{"control-all", "§13", "a PING to all is answered by the instance too", checkControlAll},
+	{"control-info", "§13", "an INFO answer adds host, pid, started (RFC 3339), prefetch (the server's) and in_flight", checkControlInfo},
+	{"control-stats", "§13", "a STATS answer counts every call once per method (calls, errors, processing time, last error) and every refused request once", checkControlStats},
+	{"control-unknown-type", "§13", "a control request of an unknown type gets the error amqprpc: unknown control request type", checkControlUnknownType},
+	{"control-direct-reply-to", "§13", "a control request whose reply_to is direct reply-to gets no answer", checkControlDirectReplyTo},
+	{"control-no-call-data", "§13", "no control answer carries the argument or the result of a call", checkControlNoCallData},
 }
 
 // controlAsker publishes control requests and reads their answers, on a

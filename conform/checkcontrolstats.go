@@ -1,6 +1,6 @@
 package conform
 
-// The control-stats check (docs/PROTOCOL.md §12): what a STATS answer
+// The control-stats check (docs/PROTOCOL.md §13): what a STATS answer
 // counts, before and after calls of the checker's own.
 
 import (

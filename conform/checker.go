@@ -11,17 +11,20 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 )
 
-// checker holds what the checks share: one connection, a caller with a
-// private reply queue and one with direct reply-to.
+// checker holds what the checks share, one connection, and what the
+// check under way uses: a caller with a private reply queue and, for the
+// checks that want one, a caller with direct reply-to.
 type checker struct {
 	url, queue string
 	timeout    time.Duration
 	prefetch   int
 	token      string // unique to this run: Record tokens and correlation ids
 	conn       *amqp.Connection
-	private    *caller
-	direct     *caller
-	control    *controlAsker // the control checks' (checkcontrol.go), once one runs
+
+	check   string        // the name of the check under way
+	private *caller       // the check's, closed when it ends
+	direct  *caller       // the check's, made on first use
+	control *controlAsker // the control checks' (checkcontrol.go), once one runs
 }
 
 // newChecker connects and checks that something consumes queue.
@@ -35,40 +38,75 @@ func newChecker(url, queue string, timeout time.Duration, prefetch int) (*checke
 	}
 	k := &checker{url: url, queue: queue, timeout: timeout, prefetch: prefetch, conn: conn,
 		token: "conform-" + strings.ToLower(rand.Text()[:10])}
-	ok := false
-	defer func() {
-		if !ok {
-			k.close()
-		}
-	}()
 	q, err := inspectOn(conn, queue)
 	switch {
 	case err != nil:
-		return nil, err
 	case !q.exists:
-		return nil, fmt.Errorf("no queue %q on the broker; start the server to check, or check the name", queue)
+		err = fmt.Errorf("no queue %q on the broker; start the server to check, or check the name", queue)
 	case q.consumers == 0:
-		return nil, fmt.Errorf("nothing consumes queue %q; start the server to check", queue)
+		err = fmt.Errorf("nothing consumes queue %q; start the server to check", queue)
 	case q.messages > 0:
-		return nil, fmt.Errorf("queue %q holds %d requests already; the checks need it empty and the server idle", queue, q.messages)
+		err = fmt.Errorf("queue %q holds %d requests already; the checks need it empty and the server idle", queue, q.messages)
 	}
-	if k.private, err = newCaller(conn, queue, k.token+"-p", false); err != nil {
+	if err != nil {
+		conn.Close()
 		return nil, err
 	}
-	if k.direct, err = newCaller(conn, queue, k.token+"-d", true); err != nil {
-		return nil, err
-	}
-	ok = true
 	return k, nil
 }
 
-func (k *checker) close() {
-	if k.private != nil {
+// run runs one check with callers of its own, so that no reply another
+// check caused reaches it; once it ends, it waits (up to the reply
+// timeout) for the replies the check did not wait for, and for the queue
+// to empty, so that the server is idle for the next check.
+func (k *checker) run(c Check) error {
+	k.check = c.Name
+	var err error
+	if k.private, err = newCaller(k.conn, k.queue, k.token+"-"+c.Name, false); err != nil {
+		return fmt.Errorf("the checker could not start: %w", err)
+	}
+	defer func() {
+		k.settle()
 		k.private.close()
+		if k.direct != nil {
+			k.direct.close()
+			k.direct = nil
+		}
+	}()
+	return c.run(k)
+}
+
+// directCaller returns the check's caller with direct reply-to.
+func (k *checker) directCaller() (*caller, error) {
+	if k.direct == nil {
+		c, err := newCaller(k.conn, k.queue, k.token+"-"+k.check+"-d", true)
+		if err != nil {
+			return nil, err
+		}
+		k.direct = c
 	}
-	if k.direct != nil {
-		k.direct.close()
+	return k.direct, nil
+}
+
+// settle waits, up to the reply timeout, until the check's requests are
+// answered and nothing waits in the queue.
+func (k *checker) settle() {
+	deadline := time.Now().Add(k.timeout)
+	for time.Now().Before(deadline) {
+		busy := k.private.outstanding()
+		if k.direct != nil {
+			busy += k.direct.outstanding()
+		}
+		if busy == 0 {
+			if q, err := inspectOn(k.conn, k.queue); err != nil || q.messages == 0 {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond) // polling the broker and the replies, with a deadline
 	}
+}
+
+func (k *checker) close() {
 	if k.control != nil {
 		k.control.ch.Close()
 	}

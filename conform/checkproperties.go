@@ -20,7 +20,7 @@ func checkContentTypeParams(k *checker) error {
 }
 
 func checkContentTypeUnsupported(k *checker) error {
-	return k.wantFailureIn("application/x-amqprpc-conform", "Conformance.Echo", []byte("nope"), "amqprpc: unsupported content type", false)
+	return k.wantFailureIn("application/x-amqprpc-conform", "Conformance.Echo", []byte("nope"), "amqprpc: unsupported content type")
 }
 
 func checkContentTypeAbsent(k *checker) error {

@@ -5,9 +5,11 @@
 // conformance service of PROTOCOL.md §9: it sends requests over the raw
 // wire, as a client in another language would, and returns one [Result]
 // per check. [ServeClient] serves that service on a queue, with the edge
-// cases a client must cope with, for a client to run its calls against.
-// The amqprpc command's `conform server` and `conform client` are these
-// two functions with flags; an implementer can call them from a Go test:
+// cases a client must cope with, while a client runs the client flow of
+// §9 against it, sending back what it got; it then returns its verdict on
+// the client, one [Result] per check. The amqprpc command's `conform
+// server` and `conform client` are these two functions with flags; an
+// implementer can call them from a Go test:
 //
 //	report, err := conform.CheckServer(ctx, url, "conformance", conform.ServerOptions{})
 //	if err != nil {
@@ -25,7 +27,7 @@ import (
 )
 
 // ProtocolVersion is the version of docs/PROTOCOL.md the checks check.
-const ProtocolVersion = "1.0"
+const ProtocolVersion = "1.1"
 
 // Defaults of [ServerOptions].
 const (
@@ -48,7 +50,7 @@ func Checks() []Check {
 }
 
 // ControlChecks returns the checks of the control protocol
-// (docs/PROTOCOL.md §12), which [CheckServer] runs after [Checks] when
+// (docs/PROTOCOL.md §13), which [CheckServer] runs after [Checks] when
 // [ServerOptions].Control is set.
 func ControlChecks() []Check {
 	return append([]Check(nil), controlChecks...)
@@ -98,7 +100,7 @@ type ServerOptions struct {
 	// unacknowledged at once (DefaultPrefetch when 0).
 	Prefetch int
 	// Control also runs the checks of the control protocol (PROTOCOL.md
-	// §12), which a server may or may not take part in.
+	// §13), which a server may or may not take part in.
 	Control bool
 	// Run, when not nil, picks the checks to run by name.
 	Run func(name string) bool
@@ -140,7 +142,7 @@ func CheckServer(ctx context.Context, url, queue string, opts ServerOptions) (*R
 		if opts.Run != nil && !opts.Run(c.Name) {
 			continue
 		}
-		r := Result{Check: c, Err: c.run(k)}
+		r := Result{Check: c, Err: k.run(c)}
 		report.Results = append(report.Results, r)
 		if opts.Checked != nil {
 			opts.Checked(r)

@@ -6,7 +6,6 @@ import (
 	"os"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -60,19 +59,19 @@ func logReport(t *testing.T, r checkRun) {
 	t.Log("CheckServer found:" + b.String())
 }
 
-// controlCheckNames are the names of the control checks.
-func controlCheckNames() []string {
+// allChecks are the names of every check.
+func allChecks() []string {
 	var names []string
-	for _, c := range ControlChecks() {
+	for _, c := range Checks() {
 		names = append(names, c.Name)
 	}
 	return names
 }
 
-// allChecks are the names of every check.
-func allChecks() []string {
+// controlCheckNames are the names of the control checks.
+func controlCheckNames() []string {
 	var names []string
-	for _, c := range Checks() {
+	for _, c := range ControlChecks() {
 		names = append(names, c.Name)
 	}
 	return names
@@ -125,16 +124,27 @@ func serveConform(t *testing.T, s *conformServer, url, queue string) {
 	brokertest.WaitForConsumers(t, url, queue, 1, srv)
 }
 
-// TestClientServerPasses: the edge cases of ServeClient (stray and
-// repeated replies, answers last first) are all within the protocol, so
-// its server passes CheckServer, with them or without.
-func TestClientServerPasses(t *testing.T) {
+// TestConformantVariants: servers that do what the protocol allows in
+// ways of their own pass every check: without the edge cases of
+// ServeClient, with another marker on a cut error text, and one that runs
+// one request at a time with a prefetch of 1; the control checks included
+// (servercontrol.go).
+func TestConformantVariants(t *testing.T) {
 	url := brokertest.URL(t)
-	for _, edges := range []bool{true, false} {
-		t.Run("edges="+strconv.FormatBool(edges), func(t *testing.T) {
-			queue := brokertest.Queue(t, url, "conform-raw")
-			serveConform(t, &conformServer{prefetch: 10, edges: edges}, url, queue)
-			wantAllPass(t, checkServer(t, url, queue, ServerOptions{Control: true}))
+	for _, tt := range []struct {
+		name     string
+		faults   serverFaults
+		prefetch int
+	}{
+		{"plain", serverFaults{}, 10},
+		{"cut-marker", serverFaults{cutMarker: " [cut]"}, 10},
+		{"one-at-a-time", serverFaults{workers: 1}, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			queue := brokertest.Queue(t, url, "conform-ok-"+tt.name)
+			serveConform(t, &conformServer{prefetch: tt.prefetch, faults: tt.faults}, url, queue)
+			wantAllPass(t, checkServer(t, url, queue, ServerOptions{Prefetch: tt.prefetch, Control: true}))
 		})
 	}
 }
@@ -155,16 +165,30 @@ func TestBrokenServers(t *testing.T) {
 		{"cut-correlation-id", serverFaults{cutCorrelationID: true}, 0, []string{"correlation-id"}},
 		{"error-in-body", serverFaults{errorInBody: true}, 0, []string{
 			"error-reply", "error-text-whole", "error-text-cut", "content-type-unsupported",
-			"unknown-method", "unknown-service", "ill-formed-method", "malformed-body", "mistyped-body"}},
+			"unknown-method", "unknown-service", "ill-formed-method", "malformed-body", "mistyped-body", "ping"}},
 		{"echo-content-type", serverFaults{echoContentType: true}, 0, []string{
-			"content-type-params", "content-type-unsupported", "content-type-absent", "content-type-empty"}},
+			"content-type-params", "content-type-unsupported", "content-type-absent", "content-type-empty", "ping"}},
 		{"cut-inside-character", serverFaults{cutInsideRune: true}, 0, []string{"error-text-cut"}},
 		{"no-ping", serverFaults{noPing: true}, 0, []string{"ping"}},
 		{"no-default-method", serverFaults{noDefaultMethod: true}, 0, []string{"type-absent", "type-empty"}},
-		{"reply-to-on-reply", serverFaults{replyToOnReply: true}, 0, []string{"reply-properties"}},
+		{"reply-to-on-reply", serverFaults{replyToOnReply: true}, 0, []string{"reply-properties", "error-reply"}},
 		{"trailing-newline", serverFaults{trailingNewline: true}, 0, []string{"reply-properties"}},
-		{"no-prefetch-limit", serverFaults{takeAll: true}, 0, []string{"expired-not-run"}},
-		// The control protocol's: only its checks run.
+		{"no-prefetch-limit", serverFaults{takeAll: true}, 0, []string{"runs-at-once", "expired-not-run"}},
+		{"reply-twice", serverFaults{replyTwice: true}, 0, []string{"one-reply"}},
+		{"extra-properties", serverFaults{extraProperties: true}, 0, []string{"reply-properties", "error-reply"}},
+		{"extra-header", serverFaults{extraHeader: true}, 0, []string{"reply-properties", "error-reply"}},
+		{"cut-above-6005", serverFaults{cutAbove: 6005}, 0, []string{"error-text-cut"}},
+		{"requeue-no-reply-to", serverFaults{requeueNoReplyTo: true}, 0, []string{"reply-to-absent", "reply-to-empty"}},
+		// The two requests it never acknowledges keep two of its ten
+		// places for good: the later checks that fill its prefetch fail
+		// too, saying so.
+		{"never-ack-no-reply-to", serverFaults{neverAckNoReplyTo: true}, 0, []string{"reply-to-absent", "reply-to-empty", "runs-at-once", "expired-not-run"}},
+		{"five-workers", serverFaults{workers: 5}, 0, []string{"runs-at-once"}},
+		{"ping-decodes", serverFaults{pingDecodes: true}, 0, []string{"ping"}},
+		{"ping-any-content-type", serverFaults{pingAnyType: true}, 0, []string{"ping"}},
+		{"echo-any-json", serverFaults{echoAnyJSON: true}, 0, []string{"mistyped-body"}},
+		{"first-dot", serverFaults{firstDot: true}, 0, []string{"unknown-service"}},
+		// The control protocol's (servercontrol.go): only its checks run.
 		{"control-not-under-all", serverFaults{controlNoAll: true}, 0, []string{"control-all"}},
 		{"control-not-under-instance", serverFaults{controlNoInstance: true}, 0, []string{"control-instance"}},
 		{"control-no-counts", serverFaults{controlNoCounts: true}, 0, []string{"control-stats"}},
@@ -176,7 +200,7 @@ func TestBrokenServers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			queue := brokertest.Queue(t, url, "conform-broken-"+tt.name)
-			serveConform(t, &conformServer{prefetch: 10, edges: true, faults: tt.faults}, url, queue)
+			serveConform(t, &conformServer{prefetch: 10, faults: tt.faults}, url, queue)
 			opts := ServerOptions{Timeout: tt.timeout}
 			if strings.HasPrefix(tt.name, "control-") {
 				opts.Control, opts.Run = true, func(name string) bool { return strings.HasPrefix(name, "control-") }
@@ -234,8 +258,8 @@ func TestRunPicksChecks(t *testing.T) {
 }
 
 // TestChecksDocumented: docs/PROTOCOL.md §9 lists every check of
-// CheckServer, and §12 the control checks, with the sections each tests,
-// in order.
+// CheckServer, then every check of ServeClient, and §13 the control
+// checks, with the sections each tests, in order.
 func TestChecksDocumented(t *testing.T) {
 	doc, err := os.ReadFile("../docs/PROTOCOL.md")
 	if err != nil {
@@ -246,7 +270,7 @@ func TestChecksDocumented(t *testing.T) {
 	for _, m := range row.FindAllStringSubmatch(string(doc), -1) {
 		got = append(got, m[1]+" "+strings.ReplaceAll(m[2], ",", ""))
 	}
-	for _, c := range append(Checks(), ControlChecks()...) {
+	for _, c := range append(append(Checks(), ClientChecks()...), ControlChecks()...) {
 		want = append(want, c.Name+" "+c.Sections)
 	}
 	if !slices.Equal(got, want) {

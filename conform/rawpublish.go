@@ -37,8 +37,14 @@ type rawProp struct {
 }
 
 // rawPublish publishes body to the default exchange with routing key
-// queue and exactly the properties props, within timeout.
+// queue and exactly the properties props, mandatory, within timeout.
 func rawPublish(url, queue string, props []rawProp, body []byte, timeout time.Duration) error {
+	return rawPublishTo(url, queue, true, props, body, timeout)
+}
+
+// rawPublishTo is rawPublish with mandatory set or not: a reply through
+// direct reply-to is published without it, as older brokers return it.
+func rawPublishTo(url, queue string, mandatory bool, props []rawProp, body []byte, timeout time.Duration) error {
 	uri, err := amqp.ParseURI(url)
 	if err != nil {
 		return err
@@ -63,7 +69,7 @@ func rawPublish(url, queue string, props []rawProp, body []byte, timeout time.Du
 	if err := c.openConfirmChannel(); err != nil {
 		return err
 	}
-	if err := c.publish(queue, props, body, frameMax); err != nil {
+	if err := c.publish(queue, mandatory, props, body, frameMax); err != nil {
 		return err
 	}
 	return c.awaitConfirm(queue)
@@ -156,15 +162,19 @@ func (c *rawConn) openConfirmChannel() error {
 	return err
 }
 
-// publish writes a mandatory basic.publish of body with props to queue
+// publish writes a basic.publish, mandatory or not, of body with props to queue
 // through the default exchange on channel 1, in body frames of at most
 // frameMax bytes, and returns the first write error.
-func (c *rawConn) publish(queue string, props []rawProp, body []byte, frameMax uint32) error {
+func (c *rawConn) publish(queue string, mandatory bool, props []rawProp, body []byte, frameMax uint32) error {
 	a := args{}
 	a.short(0)
 	a.shortstr("")
 	a.shortstr(queue)
-	a.octet(1) // mandatory
+	var flags byte
+	if mandatory {
+		flags = 1
+	}
+	a.octet(flags)
 	c.w.method(1, basicPublish, a)
 	c.w.header(1, uint64(len(body)), props)
 	for rest := body; len(rest) > 0; {

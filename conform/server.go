@@ -24,6 +24,10 @@ type conformServer struct {
 	logMu sync.Mutex     // guards writes to log
 	mu    sync.Mutex     // guards runs
 	runs  map[string]int // Record's token -> how many times it ran
+	slots chan struct{}  // one per request running, with the fault workers
+
+	url      string        // of the broker, for the raw publisher
+	finished chan struct{} // with edges, closed once the client records done
 
 	answered, strays, repeats atomic.Int64
 
@@ -43,6 +47,18 @@ type serverFaults struct {
 	replyToOnReply    bool // replies carry the request's reply_to
 	trailingNewline   bool // JSON bodies end with a newline, as Python's json.dump(s) + "\n" would
 	takeAll           bool // no prefetch limit: the server takes every request at once
+	replyTwice        bool // every reply is published twice
+	extraProperties   bool // replies carry message_id, app_id and a timestamp
+	extraHeader       bool // replies carry a header beside x-rpc-error
+	cutAbove          int  // error texts are cut only when longer than this (0: 3072)
+	cutMarker         string
+	requeueNoReplyTo  bool // a request without reply_to is put back once after it ran
+	neverAckNoReplyTo bool // a request without reply_to runs and is never acknowledged
+	workers           int  // at most this many requests run at once (0: all it holds)
+	pingDecodes       bool // a ping's body must be JSON
+	pingAnyType       bool // a ping is answered before its content type is looked at
+	echoAnyJSON       bool // Echo takes any JSON value, and echoes its text
+	firstDot          bool // Service.Method is split at the first dot
 
 	// The control protocol (servercontrol.go).
 	controlNoAll       bool // the control queue is not bound under "all"
@@ -73,6 +89,8 @@ func (s *conformServer) serve(ctx context.Context, url, queue string, ready func
 		return fmt.Errorf("cannot connect to the broker: %w", err)
 	}
 	defer conn.Close()
+	s.url = url
+	s.slots = make(chan struct{}, max(s.faults.workers, 1))
 	ch, deliveries, err := s.consume(conn, queue)
 	if err != nil {
 		return err
@@ -89,6 +107,9 @@ func (s *conformServer) serve(ctx context.Context, url, queue string, ready func
 		var first amqp.Delivery
 		select {
 		case <-ctx.Done():
+			_ = ch.Cancel(conformConsumerTag, false)
+			return nil
+		case <-s.finished: // nil, never ready, without edges
 			_ = ch.Cancel(conformConsumerTag, false)
 			return nil
 		case d, ok := <-deliveries:
@@ -154,19 +175,46 @@ func (s *conformServer) answerBatch(ctx context.Context, ch *amqp.Channel, batch
 		if s.edges {
 			d = batch[len(batch)-1-i] // last first
 		}
+		if !s.acquire(ctx) {
+			_ = d.Nack(false, true) // stopping: back to the queue
+			continue
+		}
 		taken := time.Now()
 		s.control.took(&d)
 		out := s.run(&d)
 		out.taken = taken
 		if out.delay == 0 {
 			s.reply(ch, &d, out)
+			s.release()
 			continue
 		}
 		delayed.Add(1)
 		go func() {
 			defer delayed.Done()
+			defer s.release()
 			s.replyAfter(ctx, ch, &d, out)
 		}()
+	}
+}
+
+// acquire takes one of the workers a server with the fault workers has,
+// waiting for one, and reports false if ctx ends first.
+func (s *conformServer) acquire(ctx context.Context) bool {
+	if s.faults.workers == 0 {
+		return true
+	}
+	select {
+	case s.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// release gives back what acquire took.
+func (s *conformServer) release() {
+	if s.faults.workers > 0 {
+		<-s.slots
 	}
 }
 

@@ -1,7 +1,7 @@
 package conform
 
 // The conformance server's side of the control protocol (docs/PROTOCOL.md
-// §12), on amqp091-go alone, as a server in another language would do it:
+// §13), on amqp091-go alone, as a server in another language would do it:
 // a control queue bound under the three keys, and PING, INFO and STATS
 // answered from counters of the calls it serves.
 
@@ -21,7 +21,7 @@ import (
 	"github.com/amqprpc/amqprpc"
 )
 
-// maxLastError bounds a method's last_error (§12).
+// maxLastError bounds a method's last_error (§13).
 const maxLastError = 512
 
 // cutText cuts s to at most n bytes on a character boundary.

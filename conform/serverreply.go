@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -15,7 +16,13 @@ func (s *conformServer) reply(ch *amqp.Channel, d *amqp.Delivery, out outcome) {
 	s.control.count(d, out) // servercontrol.go
 	note := s.note(d)
 	if d.ReplyTo == "" {
-		_ = d.Ack(false)
+		switch {
+		case s.faults.neverAckNoReplyTo:
+		case s.faults.requeueNoReplyTo && !d.Redelivered:
+			_ = d.Nack(false, true)
+		default:
+			_ = d.Ack(false)
+		}
 		s.logf("%-20.40s correlation_id %.32q: ran, no reply_to so no reply%s", d.Type, d.CorrelationId, note)
 		return
 	}
@@ -25,23 +32,33 @@ func (s *conformServer) reply(ch *amqp.Channel, d *amqp.Delivery, out outcome) {
 		msg.Headers = amqp.Table{errorHeader: s.cut(out.errText)}
 	}
 	s.breakReply(d, &msg)
+	raw := shape(out, &msg) // clientflow.go
 	if s.edges {
 		stray := amqp.Publishing{
 			CorrelationId: "amqprpc-conform-stray-" + strconv.FormatInt(s.strays.Add(1), 10),
 			ContentType:   jsonContentType,
-			Body:          jsonString("a stray reply, which the client must drop"),
+			Body:          jsonString(strayBody),
 		}
 		_ = ch.Publish("", d.ReplyTo, false, false, stray)
 	}
-	err := ch.Publish("", d.ReplyTo, false, false, msg)
-	if s.edges && err == nil {
+	publish := func() error {
+		if raw != nil {
+			return rawPublishTo(s.url, d.ReplyTo, false, raw, msg.Body, 10*time.Second)
+		}
+		return ch.Publish("", d.ReplyTo, false, false, msg)
+	}
+	err := publish()
+	if (s.edges || s.faults.replyTwice) && err == nil {
 		s.repeats.Add(1)
-		_ = ch.Publish("", d.ReplyTo, false, false, msg)
+		_ = publish()
 	}
 	_ = d.Ack(false)
 	s.answered.Add(1)
 	result := "result " + string(out.body)
-	if out.errText != "" {
+	if out.shape != "" {
+		result += " (a reply of the shape " + out.shape + ")"
+	}
+	if out.errText != "" || out.emptyError {
 		result = fmt.Sprintf("error %.60q", out.errText)
 	}
 	if err != nil {
@@ -71,14 +88,18 @@ func (s *conformServer) note(d *amqp.Delivery) string {
 // cut cuts an error text to what a reply header carries (§4), on a
 // character boundary.
 func (s *conformServer) cut(text string) string {
-	if len(text) <= maxErrorText {
+	limit := maxErrorText
+	if s.faults.cutAbove > 0 {
+		limit = s.faults.cutAbove
+	}
+	if len(text) <= limit {
 		return text
 	}
-	n := maxErrorText
+	n := maxErrorText - len(s.faults.cutMarker)
 	for !s.faults.cutInsideRune && n > 0 && !utf8.RuneStart(text[n]) {
 		n--
 	}
-	return text[:n]
+	return text[:n] + s.faults.cutMarker
 }
 
 // breakReply applies the faults to a reply.
@@ -99,6 +120,15 @@ func (s *conformServer) breakReply(d *amqp.Delivery, msg *amqp.Publishing) {
 	}
 	if f.replyToOnReply {
 		msg.ReplyTo = d.ReplyTo
+	}
+	if f.extraProperties {
+		msg.MessageId, msg.AppId, msg.Timestamp = "conform-reply", "conform", time.Now()
+	}
+	if f.extraHeader {
+		if msg.Headers == nil {
+			msg.Headers = amqp.Table{}
+		}
+		msg.Headers["x-served-by"] = "conform"
 	}
 	if f.trailingNewline && msg.Body != nil {
 		msg.Body = append(msg.Body, '\n')

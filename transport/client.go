@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"fmt"
 	"sync"
 
@@ -66,7 +67,7 @@ func NewClient(cfg ClientConfig, h ClientHandler) (*Client, error) {
 		return nil, err
 	}
 	c.sv = sv
-	if err := sv.connect(); err != nil {
+	if err := sv.connect(context.Background()); err != nil {
 		return nil, err
 	}
 	return c, nil

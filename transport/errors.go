@@ -20,13 +20,14 @@ var (
 	// ErrBlocked is returned by Client.Publish while the broker has blocked
 	// the connection (connection.blocked, usually a memory or disk alarm).
 	ErrBlocked = errors.New("amqprpc: broker blocked publishing")
-	// ErrStopped is returned by Server.Next once Stop has drained the consumer.
-	ErrStopped = errors.New("amqprpc: server stopped")
 	// ErrNoURL is returned for a Client or Server given neither a
 	// connection nor a way to dial one, and by the root package's dialer
 	// given no URL.
 	ErrNoURL = errors.New("amqprpc: no broker URL")
 )
+
+// errStopped is returned by Server.Next once Stop has drained the consumer.
+var errStopped = errors.New("amqprpc: server stopped")
 
 // errorf wraps err with context, as every error of this package does.
 func errorf(format string, args ...any) error {

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,23 +45,27 @@ type session struct {
 
 // openSession makes a session: the connection (unless borrowed), a channel,
 // confirm mode when asked for, then the side's own setup. Every step is
-// bounded by openTimeout: a broker that stops answering fails the attempt.
-func (sv *supervisor) openSession(gen uint64) (*session, error) {
+// bounded by openTimeout and by ctx: a broker that stops answering fails
+// the attempt.
+func (sv *supervisor) openSession(ctx context.Context, gen uint64) (*session, error) {
 	s := &session{gen: gen, conn: sv.cfg.Conn, ended: make(chan struct{})}
 	if s.conn == nil {
-		conn, err := sv.cfg.Dial(sv.ctx)
+		conn, err := sv.cfg.Dial(ctx)
 		if err != nil {
 			return nil, err
 		}
 		s.conn, s.owned = conn, true
 	}
-	guard := time.AfterFunc(sv.cfg.OpenTimeout, func() {
+	abandon := func() {
 		if s.owned {
 			_ = s.conn.CloseDeadline(time.Now())
 		}
-	})
+	}
+	guard := time.AfterFunc(sv.cfg.OpenTimeout, abandon)
+	stop := context.AfterFunc(ctx, abandon)
 	err := sv.setup(s)
 	guard.Stop()
+	stop()
 	if err != nil {
 		s.close()
 		return nil, err

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -23,6 +24,8 @@ type Config struct {
 	// Confirm puts the channel in confirm mode (see ClientHandler.Confirmed
 	// and Server.Respond).
 	Confirm bool
+	// Backoff spaces the attempts to reconnect after a loss; zero means
+	// 100ms to 10s.
 	Backoff Backoff
 	// OpenTimeout bounds opening a channel and setting it up; 0 means 10s.
 	OpenTimeout time.Duration
@@ -103,12 +106,16 @@ func newSupervisor(cfg Config, sd side, what string, readsReplies bool) (*superv
 	return sv, nil
 }
 
-// connect opens the first session. A first session that fails is an
-// error: a wrong URL or password should not turn into silent retries.
-func (sv *supervisor) connect() error {
-	s, err := sv.openSession(1)
+// connect opens the first session, giving up when ctx ends. A first
+// session that fails is an error: a wrong URL or password should not turn
+// into silent retries.
+func (sv *supervisor) connect(ctx context.Context) error {
+	s, err := sv.openSession(ctx, 1)
 	if err != nil {
 		sv.cancel()
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
+		}
 		return err
 	}
 	sv.cur = s
@@ -201,9 +208,12 @@ func (sv *supervisor) run(s *session) {
 }
 
 // watch drains the session's notifications until it ends or close is
-// called. Every handler it calls returns at once.
+// called. Every handler it calls returns at once. amqp091-go closes every
+// notification channel when the channel closes, after it has sent the
+// reason to closes: a closed one other than closes is dropped from the
+// select, so that the reason is what watch reports.
 func (sv *supervisor) watch(s *session) error {
-	deliveries := s.deliveries
+	deliveries, cancels, returns, blocks := s.deliveries, s.cancels, s.returns, s.blocks
 	if !sv.readsReplies {
 		deliveries = nil
 	}
@@ -216,21 +226,29 @@ func (sv *supervisor) watch(s *session) error {
 				return lostError(s.closes, "consumer ended")
 			}
 			sv.side.delivery(s, d)
-		case tag := <-s.cancels:
+		case tag, ok := <-cancels:
+			if !ok {
+				cancels = nil
+				continue
+			}
 			return fmt.Errorf("%w: the broker cancelled consumer %q (queue deleted?)", ErrConnectionLost, tag)
-		case r, ok := <-s.returns:
-			if ok {
-				sv.side.returned(&r)
+		case r, ok := <-returns:
+			if !ok {
+				returns = nil
+				continue
 			}
-		case b, ok := <-s.blocks:
-			if ok {
-				var reason *string // nil: unblocked
-				if b.Active {
-					reason = &b.Reason
-				}
-				s.blocked.Store(reason)
-				sv.log.Warn("amqprpc: connection.blocked changed", "blocked", b.Active, "reason", b.Reason)
+			sv.side.returned(&r)
+		case b, ok := <-blocks:
+			if !ok {
+				blocks = nil
+				continue
 			}
+			var reason *string // nil: unblocked
+			if b.Active {
+				reason = &b.Reason
+			}
+			s.blocked.Store(reason)
+			sv.log.Warn("amqprpc: connection.blocked changed", "blocked", b.Active, "reason", b.Reason)
 		case e, ok := <-s.closes:
 			if !ok || e == nil {
 				return fmt.Errorf("%w: channel closed", ErrConnectionLost)
@@ -270,7 +288,7 @@ func (sv *supervisor) reconnect(gen uint64, first int) (*session, int) {
 			sv.side.ended(err)
 			return nil, attempt
 		}
-		s, err := sv.openSession(gen)
+		s, err := sv.openSession(sv.ctx, gen)
 		if err != nil {
 			sv.setCurrent(nil, err)
 			sv.log.Warn("amqprpc: "+sv.what+" reconnect failed", "attempt", attempt+1, "err", err)

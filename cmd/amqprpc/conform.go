@@ -15,7 +15,7 @@ import (
 
 const conformHelp = `Usage:
   amqprpc conform server [flags] QUEUE   check the server on QUEUE against the protocol
-  amqprpc conform client [flags] QUEUE   serve QUEUE with edge cases, for a client to call
+  amqprpc conform client [flags] QUEUE   check a client, which runs the client flow on QUEUE
 
 Both sides of docs/PROTOCOL.md, for implementations in any language. The
 server on QUEUE serves the conformance service of PROTOCOL.md §9. Run
@@ -56,7 +56,7 @@ once. The expired-not-run check fills the server's prefetch with Sleep
 calls, so -prefetch must be the server's prefetch (basic.qos). The run
 takes a few seconds; nothing but the checker should call the server.
 
-With -control it also checks the control protocol (PROTOCOL.md §12: PING,
+With -control it also checks the control protocol (PROTOCOL.md §13: PING,
 INFO and STATS), which a server may or may not take part in.
 
 Example:
@@ -79,7 +79,7 @@ func runConformServer(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "how long to wait for each reply")
 	prefetch := fs.Int("prefetch", 10, "the server's prefetch: how many requests it holds unacknowledged at once")
 	runRE := fs.String("run", "", "run only the checks whose names match this `regexp`")
-	control := fs.Bool("control", false, "also check the control protocol (PROTOCOL.md §12)")
+	control := fs.Bool("control", false, "also check the control protocol (PROTOCOL.md §13)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printHelpWith(fs, conformServerHelp, conformExitHelp, stdout)

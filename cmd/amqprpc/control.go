@@ -15,7 +15,7 @@ import (
 )
 
 // The control commands: ls, info and stats ask server instances through
-// the control protocol (docs/PROTOCOL.md §12).
+// the control protocol (docs/PROTOCOL.md §13).
 
 const lsHelp = `Usage: amqprpc ls [flags]
 

@@ -15,7 +15,7 @@
 // it, and times a no-op request that an amqprpc server answers itself.
 //
 // ls, info and stats ask server instances about themselves through the
-// control protocol (docs/PROTOCOL.md §12): ls lists the services on the
+// control protocol (docs/PROTOCOL.md §13): ls lists the services on the
 // broker with their instances and versions, info lists the instances of
 // one service (host, pid, uptime, calls in flight), and stats shows per
 // instance and method the calls, errors, processing time and last error.
@@ -26,11 +26,13 @@
 // error; 3 the call failed on the way (no broker, no such queue, access
 // refused, no reply within -timeout).
 //
-// conform checks implementations of docs/PROTOCOL.md in any language:
-// conform server checks the server on a queue, which serves the
-// conformance service of PROTOCOL.md §9, and exits 0 only if every check
-// passes; conform client serves that service with the edge cases a client
-// must cope with, for a client to run its calls against.
+// conform checks implementations of docs/PROTOCOL.md in any language
+// (package github.com/amqprpc/amqprpc/conform): conform server checks the
+// server on a queue, which serves the conformance service of PROTOCOL.md
+// §9, and exits 0 only if every check passes; conform client serves that
+// service with the edge cases a client must cope with while a client runs
+// the client flow of §9, and exits 0 only if the client passes every
+// check.
 //
 // Install it with
 //
@@ -60,7 +62,7 @@ Usage:
   amqprpc info [flags] QUEUE                         list the instances that serve QUEUE
   amqprpc stats [flags] QUEUE                        calls, errors and times per instance and method
   amqprpc conform server [flags] QUEUE               check a server in any language against the protocol
-  amqprpc conform client [flags] QUEUE               serve QUEUE with edge cases for a client to call
+  amqprpc conform client [flags] QUEUE               check a client in any language against the protocol
 
 Run amqprpc COMMAND -h (call, ping, ls, info, stats, conform) for the flags and examples.
 The broker URL comes from -url, else $AMQP_URL, else amqp://guest:guest@localhost:5672/.
