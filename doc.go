@@ -66,5 +66,13 @@ service whose argument embeds [Delivery] gets it from [Delivery.Context]
 and passes it on to its own calls. Hooks on each side ([WithClientHook],
 [WithServerHook], [WithHooks]) see every call as it begins and ends, with
 its headers: the module otelamqprpc builds OpenTelemetry tracing on them.
+
+Every server instance also answers control requests about itself on a
+queue of its own: [Ping], [Info] and [Stats] list the instances of a
+service (or of every service), where each runs, and per method the calls it
+has answered, the errors, the processing time and the last error. The
+amqprpc command's ls, info and stats print them; [WithVersion] and
+[WithMetadata] add to what an instance says, and [WithoutControl] turns it
+off.
 */
 package amqprpc

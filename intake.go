@@ -41,6 +41,7 @@ func (c *serverCodec) ReadRequestHeader(r *rpc.Request) error {
 		}
 		in, own := c.accept(req)
 		c.hooks.begin(in, c.base) // hooks.go
+		c.stats.begin(in)         // stats.go
 		if own != nil {
 			if !c.out.put(*own) {
 				c.putBack(in, failure(ErrClosed, "the server stopped before it could answer: the request is back in the queue"))
@@ -109,6 +110,7 @@ func (c *serverCodec) ReadRequestBody(x any) error {
 	if x == nil || in == nil {
 		return nil
 	}
+	in.known = true // net/rpc asks for the body of a method it found (stats.go)
 	if err := c.bodies.Unmarshal(in.enc, in.req.Body, x); err != nil {
 		return failure(ErrMalformedRequest, "%s: %s", in.method, detail(err))
 	}

@@ -35,11 +35,12 @@ type ClientOption interface{ applyClient(*clientOptions) }
 type ServerOption interface{ applyServer(*serverOptions) }
 
 // Option configures either side: it is both a [ClientOption] and a
-// [ServerOption]. An option meant for one side only has that side's type,
-// so passing it to the other does not compile.
+// [ServerOption], and a [ControlOption] too. An option meant for one side
+// only has that side's type, so passing it to the other does not compile.
 type Option interface {
 	ClientOption
 	ServerOption
+	ControlOption
 }
 
 // options are what both sides have.
@@ -76,6 +77,9 @@ type serverOptions struct {
 	ready         func()
 	hooks         []ServerHook      // WithServerHook, WithHooks (hooks.go)
 	replyStore    *replyStoreConfig // WithReplyStore (replystore.go)
+	version       string            // WithVersion (control.go)
+	metadata      map[string]string // WithMetadata (control.go)
+	noControl     bool              // WithoutControl (control.go)
 }
 
 // both is an option of either side; client and server, of one side.

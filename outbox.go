@@ -32,6 +32,7 @@ func (c *serverCodec) reply(o outbound, buf *[]byte) {
 	} else {
 		msg = c.encodeReply(&o, buf)
 	}
+	c.stats.end(o.in, o.errText) // stats.go: before the reply goes out
 	err := c.publishReply(o.in, &msg)
 	if err != nil {
 		c.log.Warn("amqprpc: reply not sent; the broker will redeliver the request", "method", fmt.Sprintf("%.64s", o.in.method), "err", err)

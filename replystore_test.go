@@ -466,3 +466,30 @@ func TestReplyStoreManyCallsAtOnce(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestReplyStoreRepeatIsNoCall checks what the control protocol's STATS
+// says of a request answered again from the store: the method ran once, so
+// it counts one call, and the repeat is neither a call nor a refusal.
+func TestReplyStoreRepeatIsNoCall(t *testing.T) {
+	r := newStoreRig(t)
+	for _, corr := range []string{"repeat-1", "repeat-2"} {
+		r.send(t, "Arith.Multiply", `{"A":6,"B":7}`, "m-repeat", r.replyQ, corr)
+		r.next(t, r.replies, corr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	instances, err := Stats(ctx, brokertest.URL(t), r.queue)
+	require.NoError(t, err)
+	require.Len(t, instances, 1)
+	in := instances[0]
+	if in.Refused != 0 {
+		t.Errorf("Stats: refused = %d; want 0 (a repeat answered from the store is no refusal)", in.Refused)
+	}
+	var calls uint64
+	for _, m := range in.Methods {
+		calls += m.Calls
+	}
+	if calls != 1 {
+		t.Errorf("Stats: %d calls over %v; want 1 (the method ran once)", calls, in.Methods)
+	}
+}

@@ -65,8 +65,10 @@ func Serve(ctx context.Context, srv *rpc.Server, url, queue string, opts ...Serv
 }
 
 // NewServerCodec returns a net/rpc server codec that serves the queue named
-// queue over conn, for rpc.ServeCodec. It opens its own channel on conn and
-// never closes conn. Closing the codec stops it gracefully, as [Serve]
+// queue over conn, for rpc.ServeCodec. It opens its own channels on conn
+// (one for requests and replies, one for the control protocol unless
+// [WithoutControl]) and never closes conn. Closing the codec stops it
+// gracefully, as [Serve]
 // does when its context ends: it stops taking requests, returns
 // prefetched ones to the queue, and waits for the replies of calls in
 // flight, for at most the shutdown grace period.
@@ -117,6 +119,7 @@ type serverCodec struct {
 
 	hooks serverHooks    // WithServerHook (hooks.go)
 	store *storedReplies // WithReplyStore (storedreplies.go); nil without
+	stats *serverStats   // the control protocol's counters (stats.go); nil with WithoutControl
 }
 
 // inbound is a request taken from the queue.
@@ -128,6 +131,9 @@ type inbound struct {
 	rc     *requestContext // the caller's deadline and the hooks (hooks.go); nil without
 	key    string          // its key in the reply store; "" without
 	owner  string          // its claim's owner in the reply store; "" without
+	taken  time.Time       // when the codec took it, for the counters (stats.go)
+	known  bool            // net/rpc found its method (it asked for the body)
+	stored bool            // answered from the reply store without running (storedreplies.go)
 }
 
 func newServerCodec(ctx context.Context, conn *amqp.Connection, url, queue string, opts []ServerOption) (*serverCodec, *serverOptions, error) {
@@ -139,11 +145,13 @@ func newServerCodec(ctx context.Context, conn *amqp.Connection, url, queue strin
 		return nil, nil, err
 	}
 	poison := newPoisonGuard()
+	stats, control := newControl(queue, o) // control.go
 	cfg := transport.ServerConfig{
 		Config:   o.transport(conn, url),
 		Queue:    transport.QueueConfig{Name: queue, Durable: !o.transient, Quorum: o.quorum, Expires: o.queueExpiry},
 		Prefetch: o.prefetch,
 		Lost:     poison.crashed,
+		Control:  control,
 	}
 	t, err := transport.NewServer(ctx, cfg)
 	if err != nil {
@@ -159,6 +167,7 @@ func newServerCodec(ctx context.Context, conn *amqp.Connection, url, queue strin
 		poison:        poison,
 		hooks:         serverHooks{queue: queue, list: o.hooks},
 		store:         newStoredReplies(o.replyStore, queue, o.logger),
+		stats:         stats,
 	}
 	c.base, c.endBase = context.WithCancelCause(context.Background())
 	c.out.start(c.reply, c.ackAnswered)
@@ -262,6 +271,7 @@ func (c *serverCodec) finishRunning() int {
 // delivered again, and ends it for the hooks with err.
 func (c *serverCodec) putBack(in *inbound, err error) {
 	c.store.released(in) // storedreplies.go
+	c.stats.drop()
 	if rerr := c.t.Reject(&in.req, true); rerr != nil {
 		// Its channel is gone, and the broker has put it back itself.
 		c.log.Debug("amqprpc: put back", "err", rerr)

@@ -102,6 +102,7 @@ func (s *storedReplies) claim(key, owner string) (Claim, error) {
 func (c *serverCodec) answerStored(in *inbound, r *StoredReply) {
 	c.store.log.Info("amqprpc: answered a request again from the reply store, without running it",
 		"method", fmt.Sprintf("%.64s", in.method), "message_id", fmt.Sprintf("%.64s", in.req.MessageId))
+	in.stored = true
 	msg := amqp.Publishing{CorrelationId: in.req.CorrelationId, ContentType: r.ContentType, Body: r.Body}
 	if r.Error != "" {
 		msg.Headers = amqp.Table{ErrorHeader: r.Error}

@@ -21,9 +21,10 @@ type checker struct {
 	token      string // unique to this run: Record tokens and correlation ids
 	conn       *amqp.Connection
 
-	check   string  // the name of the check under way
-	private *caller // the check's, closed when it ends
-	direct  *caller // the check's, made on first use
+	check   string        // the name of the check under way
+	private *caller       // the check's, closed when it ends
+	direct  *caller       // the check's, made on first use
+	control *controlAsker // the control checks' (checkcontrol.go), once one runs
 }
 
 // newChecker connects and checks that something consumes queue.
@@ -106,6 +107,9 @@ func (k *checker) settle() {
 }
 
 func (k *checker) close() {
+	if k.control != nil {
+		k.control.ch.Close()
+	}
 	k.conn.Close()
 }
 

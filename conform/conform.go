@@ -22,6 +22,7 @@ package conform
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -46,6 +47,13 @@ type Check struct {
 // Checks returns the checks of [CheckServer], in the order they run.
 func Checks() []Check {
 	return append([]Check(nil), serverChecks...)
+}
+
+// ControlChecks returns the checks of the control protocol
+// (docs/PROTOCOL.md §13), which [CheckServer] runs after [Checks] when
+// [ServerOptions].Control is set.
+func ControlChecks() []Check {
+	return append([]Check(nil), controlChecks...)
 }
 
 // A Result is the outcome of one check.
@@ -91,6 +99,9 @@ type ServerOptions struct {
 	// Prefetch is the server's prefetch, how many requests it holds
 	// unacknowledged at once (DefaultPrefetch when 0).
 	Prefetch int
+	// Control also runs the checks of the control protocol (PROTOCOL.md
+	// §13), which a server may or may not take part in.
+	Control bool
 	// Run, when not nil, picks the checks to run by name.
 	Run func(name string) bool
 	// Started, when not nil, is called once the checker has connected and
@@ -120,7 +131,11 @@ func CheckServer(ctx context.Context, url, queue string, opts ServerOptions) (*R
 		opts.Started()
 	}
 	report := &Report{Queue: queue, Prefetch: opts.Prefetch}
-	for _, c := range serverChecks {
+	checks := serverChecks
+	if opts.Control {
+		checks = append(slices.Clip(checks), controlChecks...)
+	}
+	for _, c := range checks {
 		if ctx.Err() != nil {
 			break
 		}

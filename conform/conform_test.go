@@ -68,10 +68,24 @@ func allChecks() []string {
 	return names
 }
 
-// wantAllPass fails the test unless every check ran and passed.
+// controlCheckNames are the names of the control checks.
+func controlCheckNames() []string {
+	var names []string
+	for _, c := range ControlChecks() {
+		names = append(names, c.Name)
+	}
+	return names
+}
+
+// wantAllPass fails the test unless every check ran and passed (the
+// control checks too, when they ran).
 func wantAllPass(t *testing.T, r checkRun) {
 	t.Helper()
-	if len(r.failed) > 0 || !slices.Equal(r.passed, allChecks()) || !r.report.OK() {
+	want := allChecks()
+	if len(r.report.Results) > len(want) {
+		want = append(want, controlCheckNames()...)
+	}
+	if len(r.failed) > 0 || !slices.Equal(r.passed, want) || !r.report.OK() {
 		t.Errorf("CheckServer: failed %q; want every check to pass", r.failed)
 		logReport(t, r)
 	}
@@ -80,7 +94,7 @@ func wantAllPass(t *testing.T, r checkRun) {
 // TestGoServer: the conformance service served by amqprpc passes, with
 // the default options, with publisher confirms (a request is acknowledged
 // only once its reply is confirmed) and on a quorum queue (where the
-// broker expires requests too).
+// broker expires requests too), the control checks included.
 func TestGoServer(t *testing.T) {
 	url := brokertest.URL(t)
 	for _, tt := range []struct {
@@ -95,7 +109,7 @@ func TestGoServer(t *testing.T) {
 			queue := brokertest.Queue(t, url, "conform-go-"+tt.name)
 			srv := brokertest.Serve(t, func(ctx context.Context) error { return service.Serve(ctx, url, queue, tt.opts...) })
 			brokertest.WaitForConsumers(t, url, queue, 1, srv)
-			wantAllPass(t, checkServer(t, url, queue, ServerOptions{}))
+			wantAllPass(t, checkServer(t, url, queue, ServerOptions{Control: true}))
 		})
 	}
 }
@@ -113,7 +127,8 @@ func serveConform(t *testing.T, s *conformServer, url, queue string) {
 // TestConformantVariants: servers that do what the protocol allows in
 // ways of their own pass every check: without the edge cases of
 // ServeClient, with another marker on a cut error text, and one that runs
-// one request at a time with a prefetch of 1.
+// one request at a time with a prefetch of 1; the control checks included
+// (servercontrol.go).
 func TestConformantVariants(t *testing.T) {
 	url := brokertest.URL(t)
 	for _, tt := range []struct {
@@ -129,7 +144,7 @@ func TestConformantVariants(t *testing.T) {
 			t.Parallel()
 			queue := brokertest.Queue(t, url, "conform-ok-"+tt.name)
 			serveConform(t, &conformServer{prefetch: tt.prefetch, faults: tt.faults}, url, queue)
-			wantAllPass(t, checkServer(t, url, queue, ServerOptions{Prefetch: tt.prefetch}))
+			wantAllPass(t, checkServer(t, url, queue, ServerOptions{Prefetch: tt.prefetch, Control: true}))
 		})
 	}
 }
@@ -173,12 +188,24 @@ func TestBrokenServers(t *testing.T) {
 		{"ping-any-content-type", serverFaults{pingAnyType: true}, 0, []string{"ping"}},
 		{"echo-any-json", serverFaults{echoAnyJSON: true}, 0, []string{"mistyped-body"}},
 		{"first-dot", serverFaults{firstDot: true}, 0, []string{"unknown-service"}},
+		// The control protocol's (servercontrol.go): only its checks run.
+		{"control-not-under-all", serverFaults{controlNoAll: true}, 0, []string{"control-all"}},
+		{"control-not-under-instance", serverFaults{controlNoInstance: true}, 0, []string{"control-instance"}},
+		{"control-no-counts", serverFaults{controlNoCounts: true}, 0, []string{"control-stats"}},
+		{"control-answers-direct-reply-to", serverFaults{controlDirect: true}, 0, []string{"control-direct-reply-to"}},
+		{"control-carries-call-data", serverFaults{controlCallData: true}, 0, []string{"control-no-call-data"}},
+		{"control-unknown-type-answered", serverFaults{controlUnknownType: true}, 0, []string{"control-unknown-type"}},
+		{"control-no-metadata", serverFaults{controlNoMetadata: true}, 0, []string{"control-ping"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			queue := brokertest.Queue(t, url, "conform-broken-"+tt.name)
 			serveConform(t, &conformServer{prefetch: 10, faults: tt.faults}, url, queue)
-			r := checkServer(t, url, queue, ServerOptions{Timeout: tt.timeout})
+			opts := ServerOptions{Timeout: tt.timeout}
+			if strings.HasPrefix(tt.name, "control-") {
+				opts.Control, opts.Run = true, func(name string) bool { return strings.HasPrefix(name, "control-") }
+			}
+			r := checkServer(t, url, queue, opts)
 			if !slices.Equal(r.failed, tt.want) || r.report.OK() {
 				t.Errorf("CheckServer against a server with %s: failed %q; want failed %q", tt.name, r.failed, tt.want)
 				logReport(t, r)
@@ -231,8 +258,8 @@ func TestRunPicksChecks(t *testing.T) {
 }
 
 // TestChecksDocumented: docs/PROTOCOL.md §9 lists every check of
-// CheckServer, then every check of ServeClient, with the sections each
-// tests, in order.
+// CheckServer, then every check of ServeClient, and §13 the control
+// checks, with the sections each tests, in order.
 func TestChecksDocumented(t *testing.T) {
 	doc, err := os.ReadFile("../docs/PROTOCOL.md")
 	if err != nil {
@@ -243,7 +270,7 @@ func TestChecksDocumented(t *testing.T) {
 	for _, m := range row.FindAllStringSubmatch(string(doc), -1) {
 		got = append(got, m[1]+" "+strings.ReplaceAll(m[2], ",", ""))
 	}
-	for _, c := range append(Checks(), ClientChecks()...) {
+	for _, c := range append(append(Checks(), ClientChecks()...), ControlChecks()...) {
 		want = append(want, c.Name+" "+c.Sections)
 	}
 	if !slices.Equal(got, want) {

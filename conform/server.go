@@ -30,6 +30,8 @@ type conformServer struct {
 	finished chan struct{} // with edges, closed once the client records done
 
 	answered, strays, repeats atomic.Int64
+
+	control *serverControl // the control protocol (servercontrol.go); nil when off
 }
 
 // serverFaults break a conformServer on purpose, for the tests that show
@@ -57,6 +59,15 @@ type serverFaults struct {
 	pingAnyType       bool // a ping is answered before its content type is looked at
 	echoAnyJSON       bool // Echo takes any JSON value, and echoes its text
 	firstDot          bool // Service.Method is split at the first dot
+
+	// The control protocol (servercontrol.go).
+	controlNoAll       bool // the control queue is not bound under "all"
+	controlNoInstance  bool // nor under "instance:ID"
+	controlNoCounts    bool // STATS lists no method
+	controlDirect      bool // control requests with a direct reply-to are answered
+	controlCallData    bool // answers carry the last request's body
+	controlUnknownType bool // a request of an unknown type gets a PING answer
+	controlNoMetadata  bool // answers have no metadata
 }
 
 // batchWindow is how long the server waits after a request for more to
@@ -84,6 +95,7 @@ func (s *conformServer) serve(ctx context.Context, url, queue string, ready func
 	if err != nil {
 		return err
 	}
+	defer s.startControl(conn, queue)() // servercontrol.go
 	if ready != nil {
 		ready()
 	}
@@ -167,7 +179,10 @@ func (s *conformServer) answerBatch(ctx context.Context, ch *amqp.Channel, batch
 			_ = d.Nack(false, true) // stopping: back to the queue
 			continue
 		}
+		taken := time.Now()
+		s.control.took(&d)
 		out := s.run(&d)
+		out.taken = taken
 		if out.delay == 0 {
 			s.reply(ch, &d, out)
 			s.release()

@@ -13,6 +13,7 @@ import (
 // reply publishes the reply to d, with the edge cases around it, and then
 // acknowledges d.
 func (s *conformServer) reply(ch *amqp.Channel, d *amqp.Delivery, out outcome) {
+	s.control.count(d, out) // servercontrol.go
 	note := s.note(d)
 	if d.ReplyTo == "" {
 		switch {

@@ -16,8 +16,9 @@ type outcome struct {
 	body       []byte
 	errText    string
 	delay      time.Duration
-	shape      string // a step of the client flow (clientflow.go), or ""
-	emptyError bool   // an x-rpc-error that is empty
+	shape      string    // a step of the client flow (clientflow.go), or ""
+	emptyError bool      // an x-rpc-error that is empty
+	taken      time.Time // when the server took the request
 }
 
 // failed is the outcome of a request that fails with the error text

@@ -34,6 +34,9 @@ type ServerConfig struct {
 	// Lost, when set, is told why each session ended (the broker's
 	// *amqp.Error, when it sent one, is wrapped), on the Server's goroutine.
 	Lost func(err error)
+	// Control, when set, makes the Server answer control requests on a
+	// channel of its own (see ControlConfig).
+	Control *ControlConfig
 }
 
 // Request is a delivery from the request queue, tied to the session that
@@ -53,6 +56,9 @@ type Server struct {
 	stopping chan struct{} // closed by Stop
 	stopOnce sync.Once
 	drained  atomic.Bool // Next has cancelled the consumer and drained it
+
+	controls    sync.WaitGroup // the goroutines answering control requests (control.go)
+	controlWarn sync.Once      // logs that the control queue could not be set up
 }
 
 // NewServer connects, declares the queue and starts consuming. A first
@@ -285,6 +291,7 @@ func (s *Server) Close() error {
 		sess.confirms.settled(closeTimeout)
 	}
 	s.sv.close()
+	s.controls.Wait() // each ends with its session's channel
 	return nil
 }
 
@@ -323,6 +330,7 @@ func (s *Server) setup(sess *session) (err error) {
 	if sess.deliveries, err = sess.ch.Consume(s.cfg.Queue.Name, sess.tag, false, false, false, false, nil); err != nil {
 		return errorf("consume %q: %w", s.cfg.Queue.Name, err)
 	}
+	s.startControl(sess) // never fails the session
 	return nil
 }
 

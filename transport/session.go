@@ -25,6 +25,7 @@ type session struct {
 	acks       *acks            // a Server's answered requests, without confirms
 	returns    chan amqp.Return // a Client's returned requests
 	cancels    chan string      // a Server's consumer cancelled by the broker
+	control    *amqp.Channel    // a Server's control channel, nil without (control.go)
 
 	closes   chan *amqp.Error
 	blocks   chan amqp.Blocking     // nil on a borrowed connection
@@ -138,6 +139,9 @@ func (s *session) close() {
 			_ = s.conn.CloseDeadline(time.Now().Add(closeTimeout))
 		}
 	} else if s.ch != nil {
+		if s.control != nil {
+			_ = s.control.Close()
+		}
 		s.syncMu.Lock()
 		_ = s.ch.Close()
 		s.syncMu.Unlock()

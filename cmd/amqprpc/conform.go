@@ -56,6 +56,9 @@ once. The expired-not-run check fills the server's prefetch with Sleep
 calls, so -prefetch must be the server's prefetch (basic.qos). The run
 takes a few seconds; nothing but the checker should call the server.
 
+With -control it also checks the control protocol (PROTOCOL.md §13: PING,
+INFO and STATS), which a server may or may not take part in.
+
 Example:
   go run ./examples/conformance -queue conformance &
   amqprpc conform server conformance
@@ -76,6 +79,7 @@ func runConformServer(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "how long to wait for each reply")
 	prefetch := fs.Int("prefetch", 10, "the server's prefetch: how many requests it holds unacknowledged at once")
 	runRE := fs.String("run", "", "run only the checks whose names match this `regexp`")
+	control := fs.Bool("control", false, "also check the control protocol (PROTOCOL.md §13)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printHelpWith(fs, conformServerHelp, conformExitHelp, stdout)
@@ -104,6 +108,7 @@ func runConformServer(args []string, stdout, stderr io.Writer) int {
 	opts := conform.ServerOptions{
 		Timeout:  f.timeout,
 		Prefetch: *prefetch,
+		Control:  *control,
 		Started: func() {
 			fmt.Fprintf(stdout, "checking the server on queue %q against docs/PROTOCOL.md version %s (prefetch %d)\n", queue, conform.ProtocolVersion, *prefetch)
 		},

@@ -24,7 +24,7 @@ type conformRun struct {
 }
 
 var (
-	checkLine   = regexp.MustCompile(`^(PASS|FAIL)  (\S+) +(§\d(?: §\d)*) +\S`)
+	checkLine   = regexp.MustCompile(`^(PASS|FAIL)  (\S+) +(§\d+(?: §\d+)*) +\S`)
 	summaryLine = regexp.MustCompile(`^(\d+) passed, (\d+) failed$`)
 )
 
@@ -159,6 +159,24 @@ func TestConformRunFlag(t *testing.T) {
 	}
 }
 
+// TestConformControlFlag: -control adds the control protocol's checks,
+// which amqprpc's server passes.
+func TestConformControlFlag(t *testing.T) {
+	url := brokertest.URL(t)
+	queue := brokertest.Queue(t, url, "conform-control")
+	srv := brokertest.Serve(t, func(ctx context.Context) error { return service.Serve(ctx, url, queue) })
+	brokertest.WaitForConsumers(t, url, queue, 1, srv)
+	r := conformServerRun(t, url, queue, "-control", "-run", "^control-")
+	var want []string
+	for _, c := range conform.ControlChecks() {
+		want = append(want, c.Name)
+	}
+	if !slices.Equal(r.passed, want) || len(r.failed) > 0 || len(want) == 0 {
+		t.Errorf("conform server -control: passed %q, failed %q; want passed %q", r.passed, r.failed, want)
+		logOutput(t, r)
+	}
+}
+
 // TestConformHelp: each conform command explains itself with an example.
 func TestConformHelp(t *testing.T) {
 	for _, tt := range []struct {
@@ -166,7 +184,7 @@ func TestConformHelp(t *testing.T) {
 		want []string
 	}{
 		{[]string{"conform", "-h"}, []string{"Usage:", "amqprpc conform server [flags] QUEUE", "amqprpc conform client [flags] QUEUE"}},
-		{[]string{"conform", "server", "-h"}, []string{"Usage:", "Example:", "-prefetch", "-timeout", "-run", "Exit status: 0 every check passed"}},
+		{[]string{"conform", "server", "-h"}, []string{"Usage:", "Example:", "-prefetch", "-timeout", "-run", "-control", "Exit status: 0 every check passed"}},
 		{[]string{"conform", "client", "-h"}, []string{"Usage:", "Example:", "-prefetch", "-for", "stray reply"}},
 	} {
 		r := cli(t, "", nil, tt.args...)

@@ -88,6 +88,8 @@ func ladder() []*rung {
 		step(0, "echo-one-write", "echo floor whose server writes its replies and their acks in one TCP write while requests wait (up to "+
 			strconv.Itoa(ladderAckRun)+")", echoStart(echoOneWrite, false)),
 		step(10, "gob-runs-one-write", "gob floor acknowledging in runs (step 11), each run's replies and ack in one TCP write", echoStart(typedRunsOneWrite, true)),
+		step(7, "no-control", "amqprpc (step 8) with the control protocol off (`WithoutControl`): no per-method counters, no control queue; its Δ is minus what the protocol costs",
+			amqpStartServer(codec.Gob, false, []amqprpc.ServerOption{amqprpc.WithoutControl()})),
 	}
 }
 

@@ -45,6 +45,7 @@ import (
 	"github.com/amqprpc/amqprpc"
 	"github.com/amqprpc/amqprpc/examples/order/pgpayment"
 	"github.com/amqprpc/amqprpc/examples/order/services"
+	"github.com/amqprpc/amqprpc/internal/controltable"
 	"github.com/amqprpc/amqprpc/redisstore"
 )
 
@@ -185,7 +186,8 @@ func serviceName(rcvr any) string {
 
 // placeDemoOrders serves the order service, and the services in others if
 // any, while it places the demo orders, and returns the id of this run of
-// the demo (the start of its order ids).
+// the demo (the start of its order ids). Then it prints the services'
+// stats.
 func placeDemoOrders(ctx context.Context, url string, q services.Queues, others []service) (string, error) {
 	order, err := services.DialOrder(url, q, logger("order"), amqprpc.WithCallTimeout(callTimeout))
 	if err != nil {
@@ -212,7 +214,30 @@ func placeDemoOrders(ctx context.Context, url string, q services.Queues, others 
 		return "", fmt.Errorf("waiting for the order service: %w", err)
 	}
 	run := fmt.Sprintf("o%06d", rand.N(1_000_000)) // ids unique to this run
-	return run, services.RunDemo(ctx, client, run, os.Stdout)
+	if err := services.RunDemo(ctx, client, run, os.Stdout); err != nil {
+		return run, err
+	}
+	return run, printStats(ctx, url, q)
+}
+
+// printStats prints what each service's instances have done, as amqprpc
+// stats QUEUE prints it, while they still serve: amqprpc.Stats asks them
+// through the control protocol.
+func printStats(ctx context.Context, url string, q services.Queues) error {
+	for _, queue := range []string{q.Order, q.Inventory, q.Coupon, q.Payment, q.Logistics} {
+		instances, err := amqprpc.Stats(ctx, url, queue)
+		if err != nil {
+			return err
+		}
+		if len(instances) == 0 {
+			return fmt.Errorf("amqprpc.Stats(%q): no instance answered", queue)
+		}
+		fmt.Printf("\n%s (amqprpc stats %s):\n", queue, queue)
+		if err := controltable.WriteStats(os.Stdout, instances); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // servers are services served in the background.
