@@ -84,13 +84,14 @@ func ServeAs(ctx context.Context, url, queue, name string, rcvr any, opts ...amq
 // declared its queue the broker returns requests to it
 // ([amqprpc.ErrNoQueue]), so a caller started along with its servers asks
 // again, for up to d. (A queue that exists with no server holds the
-// question until one comes or the call times out.) It calls a method no
-// service has: any reply, even net/rpc's "can't find service", means that
-// a server took the request.
+// question until one comes or the call times out.) It asks with
+// [amqprpc.PingType], which an amqprpc server answers in its codec without
+// running or counting a call.
 func WaitServed(client *rpc.Client, d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for {
-		err := client.Call("Probe.Served", 0, nil)
+		var pong string
+		err := client.Call(amqprpc.PingType, "", &pong)
 		cause := amqprpc.Cause(err)
 		switch {
 		case errors.Is(cause, amqprpc.ErrNoQueue) && time.Now().Before(deadline):
