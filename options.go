@@ -190,9 +190,12 @@ func WithCallTimeout(d time.Duration) ClientOption {
 }
 
 // WithMaxInFlight bounds the calls a client has in flight at once. A call
-// beyond the bound waits in Call or Go for one to finish, within its call
-// timeout, and then fails with [ErrTooManyCalls]; with no call timeout it
-// fails at once. The default, 0, sets no bound.
+// of client.Call or client.Go beyond the bound fails at once with
+// [ErrTooManyCalls]: net/rpc sends requests one at a time, so a call that
+// waited there would hold up every other caller. A call of [Call] waits for
+// a slot, within its context and the call timeout, without holding anyone
+// up, and then fails with [ErrTooManyCalls] (or its context's error). The
+// default, 0, sets no bound.
 func WithMaxInFlight(n int) ClientOption {
 	return client(func(o *clientOptions) { o.maxInFlight = n })
 }

@@ -3,7 +3,9 @@ package amqprpc
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -19,6 +21,12 @@ const maxErrorText = 3 << 10
 
 // maxShortString is AMQP's limit on a queue name or a short string property.
 const maxShortString = 255
+
+// expiration is the expiration property for a request with left to live:
+// whole milliseconds, at least 1.
+func expiration(left time.Duration) string {
+	return strconv.FormatInt(max(left.Milliseconds(), 1), 10)
+}
 
 // checkQueueName rejects names the broker would refuse.
 func checkQueueName(queue string) error {

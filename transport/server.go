@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -60,12 +61,12 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Logger != nil {
 		cfg.Logger = cfg.Logger.With("queue", cfg.Queue.Name)
 	}
-	sv, err := newSupervisor(cfg.Config, s, "server", false)
+	sv, err := newSupervisor(cfg.Config, s, "server")
 	if err != nil {
 		return nil, err
 	}
 	s.sv = sv
-	if err := sv.connect(); err != nil {
+	if err := sv.connect(context.Background()); err != nil {
 		return nil, err
 	}
 	sv.begin()
@@ -316,10 +317,9 @@ func (s *Server) lost(_ *session, err error) {
 	}
 }
 
-func (s *Server) delivery(*session, amqp.Delivery) {} // Next reads them
-func (s *Server) returned(*amqp.Return)            {} // replies are not mandatory
-func (s *Server) ready(*session)                   {}
-func (s *Server) ended(error)                      {} // Next returns ErrClosed
+func (s *Server) returned(*amqp.Return) {} // replies are not mandatory
+func (s *Server) ready(*session)        {}
+func (s *Server) ended(error)           {} // Next returns ErrClosed
 
 // declareQueue declares the request queue. A declaration that conflicts with
 // the existing queue fails with the broker's PRECONDITION_FAILED text, which
