@@ -184,7 +184,9 @@ func WithDirectReplyTo() ClientOption {
 // WithCallTimeout makes a client's call fail with [ErrTimeout] when no reply
 // has come after d, and sets each request's AMQP expiration to d so that a
 // request nobody took in time is never executed (default
-// [DefaultCallTimeout]; 0 means never).
+// [DefaultCallTimeout]; 0 means never). The expiration is at most 2³²−1
+// ms, about 49.7 days, what brokers accept: a longer d still bounds the
+// call, while the queue lets go of a request nobody took sooner.
 func WithCallTimeout(d time.Duration) ClientOption {
 	return client(func(o *clientOptions) { o.callTimeout = d })
 }
