@@ -3,14 +3,18 @@ package amqprpc
 import (
 	"fmt"
 	"time"
+
+	"github.com/amqprpc/amqprpc/transport"
 )
 
 // deadlines fails calls past their call timeout. One goroutine, started
 // with the codec and ended by Close, sleeps until the earliest deadline of
 // the pending calls; one timer serves them all. When a call that went out
-// times out, it asks the broker once about the service queue, so the error
-// can say why (no consumer, requests waiting): the question is asked by
-// this goroutine alone, so an outage never has many of them under way.
+// times out, it asks the broker about the service queue, so the error can
+// say why (no consumer, requests waiting): the question is asked by this
+// goroutine alone, and its answer serves every timeout for a second, so
+// that an outage opens no more than a channel a second for it.
+
 type deadlines struct {
 	c      *clientCodec
 	rearm  chan struct{} // capacity 1: a call came with an earlier deadline
@@ -18,11 +22,19 @@ type deadlines struct {
 	ended  chan struct{} // closed when the goroutine has ended
 	at     time.Time     // when the goroutine wakes next; zero: idle; guarded by c.mu
 	expiry []*call       // reused by the goroutine
+
+	// Owned by the goroutine.
+	asked    time.Time // when the broker last answered about the queue
+	answer   transport.QueueState
+	answerOf error
 }
 
 // defaultInspectWait bounds the question a timeout asks the broker, and so
 // how late it can make the timeouts that come due meanwhile.
 const defaultInspectWait = 500 * time.Millisecond
+
+// inspectEvery is how long an answer about the queue serves timeouts.
+const inspectEvery = time.Second
 
 func (d *deadlines) start(c *clientCodec) {
 	d.c = c
@@ -101,9 +113,19 @@ func (d *deadlines) expire() {
 	}
 }
 
+// inspect returns what the broker said about the queue within the last
+// inspectEvery, or asks it again.
+func (d *deadlines) inspect() (transport.QueueState, error) {
+	if d.asked.IsZero() || time.Since(d.asked) >= inspectEvery {
+		d.answer, d.answerOf = d.c.transport.InspectQueue(d.c.queue, d.c.inspectWait)
+		d.asked = time.Now()
+	}
+	return d.answer, d.answerOf
+}
+
 // queueState describes the service queue for a timeout's error.
 func (d *deadlines) queueState() string {
-	st, err := d.c.transport.InspectQueue(d.c.queue, d.c.inspectWait)
+	st, err := d.inspect()
 	switch {
 	case err != nil:
 		return "the queue could not be inspected: " + detail(err)

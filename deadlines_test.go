@@ -1,6 +1,7 @@
 package amqprpc
 
-// Timeouts on a fake transport: the expiration requests carry. No broker.
+// Timeouts on a fake transport: what they ask the broker, and the
+// expiration requests carry. No broker.
 
 import (
 	"context"
@@ -13,7 +14,56 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/amqprpc/amqprpc/internal/brokertest"
+	"github.com/amqprpc/amqprpc/transport"
 )
+
+// readAll reads responses from c until it closes, as net/rpc's reading
+// goroutine does, and returns a channel of their errors.
+func readAll(t *testing.T, c *clientCodec) <-chan string {
+	t.Helper()
+	out := make(chan string, 4096)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			var r rpc.Response
+			if err := c.ReadResponseHeader(&r); err != nil {
+				return
+			}
+			_ = c.ReadResponseBody(nil)
+			out <- r.Error
+		}
+	}()
+	t.Cleanup(func() {
+		c.Close()
+		<-done
+	})
+	return out
+}
+
+func TestTimeoutStormAsksAboutTheQueueOncePerSecond(t *testing.T) {
+	c, f := fakeCodec(t, 2, WithCallTimeout(20*time.Millisecond))
+	f.state = transport.QueueState{Exists: true}
+	errs := readAll(t, c)
+	const storm = 2500 * time.Millisecond
+	calls := 0
+	for start := time.Now(); time.Since(start) < storm; calls++ {
+		write(t, c, uint64(calls+1))
+		time.Sleep(10 * time.Millisecond) // a caller's pace
+	}
+	for range calls {
+		select {
+		case e := <-errs:
+			require.Contains(t, e, "no consumer")
+		case <-time.After(5 * time.Second):
+			t.Fatal("a call did not time out")
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t.Logf("%d calls timed out over %v; the queue was inspected %d times", calls, storm, f.inspections)
+	assert.LessOrEqual(t, f.inspections, 4, "inspections during %v of timeouts: want about one a second", storm)
+}
 
 const century = 100 * 365 * 24 * time.Hour
 
