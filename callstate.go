@@ -103,8 +103,13 @@ type call struct {
 	deadline       time.Time // zero when the call never times out
 	// expireAt is when the request expires in the queue: deadline, or the
 	// deadline of Call's context when that is earlier.
-	expireAt   time.Time
-	prev, next *call // deadline order
+	expireAt time.Time
+	// repliesAtSend and expiriesAtSend are the codec's counts of replies
+	// and of timeout rounds when the request was last published: a
+	// timeout with no reply since then is a sign of a session whose
+	// requests vanish (heal.go).
+	repliesAtSend, expiriesAtSend uint64
+	prev, next                    *call // deadline order
 }
 
 // move makes the call's state next and reports true, if the arrows allow

@@ -68,14 +68,16 @@ type clientCodec struct {
 	msg         amqp.Publishing // the request being written, reused likewise
 
 	// mu guards calls (and each pending call's fields), lostGen, lostErr,
-	// sessionsUp and closed. It is never held across a publish. callstate.go
-	// gives the lock order.
-	mu         sync.Mutex
-	calls      pendingCalls
-	lostGen    uint64 // the latest transport session reported lost
-	lostErr    error  // why it was lost
-	sessionsUp uint64 // how many sessions have come up (SessionReady)
-	closed     bool
+	// sessionsUp, repliesSeen, expiries and closed. It is never held across
+	// a publish. callstate.go gives the lock order.
+	mu          sync.Mutex
+	calls       pendingCalls
+	lostGen     uint64 // the latest transport session reported lost
+	lostErr     error  // why it was lost
+	sessionsUp  uint64 // how many sessions have come up (SessionReady)
+	repliesSeen uint64 // replies that came with our correlation ids, late ones too
+	expiries    uint64 // rounds of timeouts (deadlines.go)
+	closed      bool
 
 	// failures holds the responses made up for calls (timeouts, returned
 	// requests, lost sessions) until ReadResponseHeader takes them; real

@@ -43,9 +43,6 @@ const (
 	// clusterRecovery bounds how long the callers may take to get answers
 	// again after a fault, and a node to rejoin after a restart.
 	clusterRecovery = 30 * time.Second
-	// clusterStall is how long a client may go unanswered after a node was
-	// killed before it is taken as black-holed.
-	clusterStall = 10 * time.Second
 	// clusterSteady is how long the load runs before the fault and after
 	// the cluster is whole again.
 	clusterSteady = time.Second
@@ -378,26 +375,20 @@ func (sc *clusterScenario) run(t *testing.T, fault func()) {
 
 // kill kills nd under load and waits until every client of every rig has
 // answered a call made after the kill. A client that has not within
-// clusterStall is black-holed (see docs/CLUSTER.md): its connection is
-// closed through rabbitmqctl, as an operator would, and it is waited for
-// again; each such heal is logged as a STALL line.
+// clusterRecovery is stalled, which fails the test with a STALL line: the
+// library must heal a client whose requests the broker drops by itself
+// (heal.go, docs/CLUSTER.md).
 func (sc *clusterScenario) kill(t *testing.T, nd *clusterNode) {
 	t.Helper()
 	begin := time.Now()
 	nd.Kill(t)
 	for _, r := range sc.rigs {
 		for i, client := range r.clients {
-			if r.load.answeredAfter(client, begin, clusterStall) {
+			if r.load.answeredAfter(client, begin, clusterRecovery) {
 				continue
 			}
-			name := fmt.Sprintf("%s-client-%d", r.queue, i+1)
-			t.Logf("STALL | %s | client %d (%s) answered no call made after the kill within %v: %s; closing its connection",
-				r.title, i+1, name, clusterStall, r.load.since(client, begin))
-			sc.c.CloseConnections(t, name)
-			if !r.load.answeredAfter(client, time.Now(), clusterRecovery) {
-				t.Fatalf("client %d: no call answered within %v of closing its connection; its calls since the kill: %s",
-					i+1, clusterRecovery, r.load.since(client, begin))
-			}
+			t.Errorf("STALL | %s | client %d (%s-client-%d) answered no call made after the kill within %v: %s",
+				r.title, i+1, r.queue, i+1, clusterRecovery, r.load.since(client, begin))
 		}
 	}
 	t.Logf("%v killed at %+.3fs; every client answered again %v later", nd, begin.Sub(sc.begin).Seconds(), time.Since(begin).Round(time.Millisecond))

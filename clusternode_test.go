@@ -216,25 +216,6 @@ func (c *testCluster) Connections(t testing.TB) map[string][]*clusterNode {
 	return conns
 }
 
-// CloseConnections has the broker close every connection named name, as
-// rabbitmqctl close_connection does for an operator.
-func (c *testCluster) CloseConnections(t testing.TB, name string) {
-	t.Helper()
-	n := 0
-	for _, line := range strings.Split(c.Ctl(t, "list_connections", "--no-table-headers", "pid", "client_properties"), "\n") {
-		pid, props, ok := strings.Cut(line, "\t")
-		if ok && strings.Contains(props, `{"connection_name","`+name+`"}`) {
-			if _, stderr, err := c.run(clusterCtlTimeout, "ctl", c.dir, strconv.Itoa(c.up(t).index), "-q", "close_connection", pid, "closed by the cluster test"); err != nil {
-				t.Logf("close_connection %s (%s): %v %s", pid, name, err, stderr)
-			}
-			n++
-		}
-	}
-	if n == 0 {
-		t.Fatalf("no connection named %q to close", name)
-	}
-}
-
 // AwaitQuorumPlusOne waits until every member of the quorum queue is online
 // and the cluster can lose any node without a quorum queue losing its
 // quorum: what an operator waits for before restarting the next node.

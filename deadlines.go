@@ -14,7 +14,8 @@ import (
 // say why (no consumer, requests waiting): the question is asked by this
 // goroutine alone, and its answer serves every timeout for a second, so
 // that an outage opens no more than a channel a second for it.
-
+//
+// The same answer finds a session whose requests vanish: see heal.
 type deadlines struct {
 	c      *clientCodec
 	rearm  chan struct{} // capacity 1: a call came with an earlier deadline
@@ -27,6 +28,7 @@ type deadlines struct {
 	asked    time.Time // when the broker last answered about the queue
 	answer   transport.QueueState
 	answerOf error
+	dropping dropWatch
 }
 
 // defaultInspectWait bounds the question a timeout asks the broker, and so
@@ -96,6 +98,8 @@ func (d *deadlines) expire() {
 		c.mu.Unlock()
 		return
 	}
+	c.expiries++
+	suspect := d.dropping.suspect(c, d.expiry)
 	c.mu.Unlock()
 	c.release(len(d.expiry))
 	// The expired calls are out of the pending set, so nothing else answers
@@ -106,6 +110,9 @@ func (d *deadlines) expire() {
 			why = d.queueState()
 			break
 		}
+	}
+	if suspect != nil {
+		d.heal(suspect)
 	}
 	for i, cl := range d.expiry {
 		c.failures.Put(response{seq: cl.seq, method: cl.method, fail: c.timeoutFailure(cl, why)})

@@ -1,7 +1,7 @@
 package amqprpc
 
-// Timeouts on a fake transport: what they ask the broker, and the
-// expiration requests carry. No broker.
+// Timeouts on a fake transport: what they ask the broker, and the sessions
+// they give up on (deadlines.go, heal.go). No broker.
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -63,6 +64,71 @@ func TestTimeoutStormAsksAboutTheQueueOncePerSecond(t *testing.T) {
 	defer f.mu.Unlock()
 	t.Logf("%d calls timed out over %v; the queue was inspected %d times", calls, storm, f.inspections)
 	assert.LessOrEqual(t, f.inspections, 4, "inspections during %v of timeouts: want about one a second", storm)
+}
+
+// timeOut makes call seq on c and waits for its timeout.
+func timeOut(t *testing.T, c *clientCodec, seq uint64, errs <-chan string) {
+	t.Helper()
+	write(t, c, seq)
+	select {
+	case e := <-errs:
+		require.Contains(t, e, ErrTimeout.Error())
+	case <-time.After(5 * time.Second):
+		t.Fatalf("call %d did not time out", seq)
+	}
+}
+
+func TestSessionThatDropsRequestsIsReopened(t *testing.T) {
+	c, f := fakeCodec(t, 2, WithCallTimeout(50*time.Millisecond))
+	f.state = transport.QueueState{Exists: true, Consumers: 3}
+	errs := readAll(t, c)
+	timeOut(t, c, 1, errs) // first sighting: could be a slow server
+	f.mu.Lock()
+	assert.Empty(t, f.reopened, "reopened after one round of timeouts")
+	f.mu.Unlock()
+	timeOut(t, c, 2, errs) // published after it, and no reply since
+	f.mu.Lock()
+	assert.Equal(t, []uint64{2}, f.reopened, "sessions reopened")
+	f.mu.Unlock()
+	// Not again soon, however long it goes on.
+	timeOut(t, c, 3, errs)
+	timeOut(t, c, 4, errs)
+	f.mu.Lock()
+	assert.Len(t, f.reopened, 1, "reopened again within %v", healEvery)
+	f.mu.Unlock()
+}
+
+func TestTimeoutsThatAreNotADroppingSessionReopenNothing(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		state transport.QueueState
+		late  bool // a late reply comes between the timeouts
+	}{
+		{"a server slower than the timeout", transport.QueueState{Exists: true, Consumers: 1}, true},
+		{"requests waiting", transport.QueueState{Exists: true, Consumers: 1, Messages: 5}, false},
+		{"no consumer", transport.QueueState{Exists: true}, false},
+		{"no queue", transport.QueueState{}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, f := fakeCodec(t, 2, WithCallTimeout(50*time.Millisecond))
+			f.state = tt.state
+			errs := readAll(t, c)
+			for seq := uint64(1); seq <= 4; seq++ {
+				timeOut(t, c, seq, errs)
+				if tt.late {
+					f.deliver(amqp.Delivery{CorrelationId: c.ids.format(seq), ContentType: "application/json", Body: []byte("1")})
+					brokertest.WaitFor(t, 5*time.Second, "the late reply", func() bool {
+						c.mu.Lock()
+						defer c.mu.Unlock()
+						return c.repliesSeen == seq
+					})
+				}
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			assert.Empty(t, f.reopened, "sessions reopened")
+		})
+	}
 }
 
 const century = 100 * 365 * 24 * time.Hour

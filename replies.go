@@ -106,6 +106,7 @@ func (c *clientCodec) match(d *amqp.Delivery) (response, bool) {
 		return response{}, false
 	}
 	c.mu.Lock()
+	c.repliesSeen++
 	cl := c.calls.remove(seq)
 	c.mu.Unlock()
 	if cl == nil {

@@ -26,6 +26,7 @@ func (c *clientCodec) publishedLocked(cl *call, msg *amqp.Publishing, gen uint64
 	switch {
 	case err == nil:
 		cl.gen = gen
+		cl.repliesAtSend, cl.expiriesAtSend = c.repliesSeen, c.expiries
 		if c.confirms && !cl.confirmedEarly {
 			cl.move(unconfirmed)
 			if cl.msg == nil {

@@ -24,6 +24,6 @@ grep -o 'REDELIVERY | .*' "$out" | sed -E \
   's/REDELIVERY \| (.*) \| redelivered ([0-9]+) \| answered to their caller ([0-9]+) \| failed as their caller.s connection was lost ([0-9]+) \| run more than once ([0-9]+)/| \1 | \2 | \3 | \4 | \5 |/'
 if grep -q 'STALL | ' "$out"; then
   echo
-  echo "Clients black-holed after a node loss, healed by closing their connection:"
+  echo "Clients not answered again within 30 s of a node loss (each fails the test):"
   grep -o 'STALL | .*' "$out" | sed -E 's/^STALL \| (.*) \| (client [0-9]+) \([^)]*\) (.*)/* \1: \2 \3/'
 fi
