@@ -39,7 +39,7 @@ func Call(ctx context.Context, client *rpc.Client, serviceMethod string, args, r
 		return notSent(contextError(serviceMethod, err))
 	}
 	begun := time.Now()
-	a := &callArgs{ctx: ctx, args: args}
+	a := &callArgs{ctx: ctx, args: args, reply: reply}
 	call := client.Go(serviceMethod, a, reply, make(chan *rpc.Call, 1))
 	if c := a.lackedSlot(); c != nil {
 		// WriteRequest found every WithMaxInFlight slot taken and sent
@@ -48,7 +48,7 @@ func Call(ctx context.Context, client *rpc.Client, serviceMethod string, args, r
 		if err := c.waitForSlot(ctx, serviceMethod, begun); err != nil {
 			return err
 		}
-		a = &callArgs{ctx: ctx, args: args, slotTaken: true}
+		a = &callArgs{ctx: ctx, args: args, reply: reply, slotTaken: true}
 		call = client.Go(serviceMethod, a, reply, make(chan *rpc.Call, 1))
 		if !a.written() {
 			c.release(1) // net/rpc shut down before WriteRequest
@@ -92,8 +92,9 @@ func usesClientCodec(client *rpc.Client) bool {
 // callArgs is what Call hands net/rpc as a call's argument: net/rpc passes
 // it to WriteRequest untouched, and the client codec unwraps it.
 type callArgs struct {
-	ctx  context.Context
-	args any
+	ctx   context.Context
+	args  any
+	reply any // Call's reply variable, whose type its reply must fit
 	// slotTaken: Call holds a WithMaxInFlight slot for this call, which
 	// WriteRequest takes over.
 	slotTaken bool
@@ -199,7 +200,8 @@ type outgoing struct {
 	ca        *callArgs       // nil for client.Call and client.Go
 	messageID string          // the correlation id, which serves as message_id too
 	headers   amqp.Table
-	deadline  time.Time // from Call's context, when it has one: when the caller stops waiting
+	deadline  time.Time    // from Call's context, when it has one: when the caller stops waiting
+	replyType reflect.Type // of Call's reply variable, when it is a non-nil pointer
 }
 
 // prepare unwraps a call made by Call and runs the client hooks, as
@@ -208,6 +210,9 @@ func (c *clientCodec) prepare(r *rpc.Request, args any, start time.Time) (outgoi
 	out := outgoing{ctx: context.Background(), messageID: c.ids.format(r.Seq)}
 	if ca, ok := args.(*callArgs); ok {
 		out.ctx, out.ca, args = ca.ctx, ca, ca.args
+		if rv := reflect.ValueOf(ca.reply); rv.Kind() == reflect.Pointer && !rv.IsNil() {
+			out.replyType = rv.Type()
+		}
 		if err := ca.ctx.Err(); err != nil {
 			return out, nil, contextError(r.ServiceMethod, err)
 		}

@@ -1,6 +1,7 @@
 package amqprpc
 
 import (
+	"reflect"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -100,7 +101,10 @@ type call struct {
 	// confirmedEarly: the broker's ack came while WriteRequest was still
 	// publishing, before the call was marked unconfirmed.
 	confirmedEarly bool
-	deadline       time.Time // zero when the call never times out
+	// replyType is the type of Call's reply variable, which its reply must
+	// fit; nil for client.Call and client.Go.
+	replyType reflect.Type
+	deadline  time.Time // zero when the call never times out
 	// expireAt is when the request expires in the queue: deadline, or the
 	// deadline of Call's context when that is earlier.
 	expireAt time.Time

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/rpc"
+	"reflect"
 	"testing"
 	"time"
 
@@ -142,6 +143,8 @@ func TestDefaultMethodTexts(t *testing.T) {
 	require.NoError(t, c.WriteRequest(&rpc.Request{Seq: 2}, &Args{1, 2}))
 	texts["timed out"] = nextResponse(t, c).Error
 	texts["malformed"] = c.replies.check(response{seq: 3, contentType: "application/json", body: []byte("{")}).errText
+	c.replies.learn("", reflect.TypeFor[*int]())
+	texts["does not fit"] = c.replies.check(response{seq: 4, contentType: "application/json", body: []byte(`"x"`)}).errText
 	c.replies.cur = checkedReply{response: response{seq: 5, body: []byte(`"x"`)}, enc: codec.JSON}
 	if err := c.ReadResponseBody(new(int)); err != nil {
 		texts["body"] = err.Error()

@@ -184,7 +184,7 @@ func (c *clientCodec) writeRequest(r *rpc.Request, args any, start time.Time, ou
 	if err != nil {
 		return notSent(err)
 	}
-	cl := &call{seq: r.Seq, method: r.ServiceMethod, state: publishing}
+	cl := &call{seq: r.Seq, method: r.ServiceMethod, state: publishing, replyType: out.replyType}
 	if c.timeout > 0 {
 		cl.deadline = start.Add(c.timeout)
 	}

@@ -20,6 +20,7 @@ type response struct {
 	headers     amqp.Table
 	contentType string
 	body        []byte
+	replyType   reflect.Type // the type of Call's reply variable; nil for client.Call
 }
 
 // replyReader reads the next response for ReadResponseHeader, checks it
@@ -32,15 +33,16 @@ type response struct {
 // of ours stands between amqp091-go and net/rpc. Failures made up for calls
 // come through the codec's failures queue, taken a batch at a time.
 //
-// Decoding once: the reader learns the reply type of each method from the
-// first ReadResponseBody. Later replies are checked by decoding them into a
-// new value of that type, which ReadResponseBody then hands over; a reply
-// that does not fit it is checked as an untyped value instead, and decoded
-// into whatever net/rpc passes.
+// Checking and decoding once: a reply to [Call] is decoded into a new value
+// of its reply variable's type, which ReadResponseBody then hands over; a
+// reply that does not fit fails its call. For client.Call the reader learns
+// the reply types of each method from ReadResponseBody: a later reply is
+// decoded into a new value of the type learned last, and fails its call if
+// it fits none of the types learned.
 type replyReader struct {
 	bodies  *codec.Codec
 	maxBody int
-	types   map[string]reflect.Type // method -> the type its replies point to
+	types   map[string][]reflect.Type // method -> the types its replies pointed to, latest first
 	cur     checkedReply
 
 	deliveries <-chan amqp.Delivery // the current session's replies; nil between sessions
@@ -49,6 +51,9 @@ type replyReader struct {
 	next       int                  // the next of batch to read
 	closed     bool                 // the failures queue is closed: no more responses after batch
 }
+
+// maxReplyTypes bounds the reply types remembered per method.
+const maxReplyTypes = 4
 
 // checkedReply is the response ReadResponseHeader returned last.
 type checkedReply struct {
@@ -113,11 +118,12 @@ func (c *clientCodec) match(d *amqp.Delivery) (response, bool) {
 		return response{}, false
 	}
 	c.release(1)
-	return response{seq: seq, method: cl.method, headers: d.Headers, contentType: d.ContentType, body: d.Body}, true
+	return response{seq: seq, method: cl.method, headers: d.Headers, contentType: d.ContentType, body: d.Body, replyType: cl.replyType}, true
 }
 
 // check turns a response into what net/rpc reads: its error text, or a
-// body known to be one well-formed value.
+// body known to be one well-formed value that fits what is known of its
+// reply type.
 func (rd *replyReader) check(r response) checkedReply {
 	c := checkedReply{response: r}
 	m := methodName(r.method)
@@ -141,24 +147,43 @@ func (rd *replyReader) check(r response) checkedReply {
 		return c
 	}
 	c.enc = enc
-	if t := rd.types[r.method]; t != nil {
-		v := reflect.New(t)
-		err := rd.bodies.Unmarshal(enc, r.body, v.Interface())
-		switch {
-		case err == nil:
-			c.decoded = v
-			return c
-		case errors.Is(err, codec.ErrMalformedBody):
-			// Malformed as this method's replies are known to be: a text
-			// body only has a form once a type reads it.
-			c.errText = failure(ErrMalformedReply, "%s: %s", m, detail(err)).Error()
-			return c
-		}
+	types := rd.types[r.method]
+	if r.replyType != nil {
+		types = []reflect.Type{r.replyType}
 	}
-	if err := rd.bodies.Unmarshal(enc, r.body, nil); err != nil {
+	if len(types) == 0 {
+		// Nothing known of the type: check that it is one well-formed value.
+		if err := rd.bodies.Unmarshal(enc, r.body, nil); err != nil {
+			c.errText = failure(ErrMalformedReply, "%s: %s", m, detail(err)).Error()
+		}
+		return c
+	}
+	c.decoded, err = rd.decode(enc, r.body, types)
+	if err != nil {
 		c.errText = failure(ErrMalformedReply, "%s: %s", m, detail(err)).Error()
 	}
 	return c
+}
+
+// decode decodes body into a new value of the first of types and returns
+// a pointer to it. A body that does not fit it but fits another of types is
+// not an error, and is left for ReadResponseBody to decode; one that fits
+// none, or is malformed, is.
+func (rd *replyReader) decode(enc codec.Encoding, body []byte, types []reflect.Type) (reflect.Value, error) {
+	v := reflect.New(types[0].Elem())
+	err := rd.bodies.Unmarshal(enc, body, v.Interface())
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.Is(err, codec.ErrMalformedBody):
+		return reflect.Value{}, err
+	}
+	for _, t := range types[1:] {
+		if rd.bodies.Unmarshal(enc, body, reflect.New(t.Elem()).Interface()) == nil {
+			return reflect.Value{}, nil
+		}
+	}
+	return reflect.Value{}, fmt.Errorf("reply does not fit %s: %s", types[0], detail(err))
 }
 
 // into decodes the checked reply into x, a pointer, or hands over the value
@@ -172,12 +197,27 @@ func (rd *replyReader) into(x any) error {
 		return nil
 	}
 	if xv.Kind() == reflect.Pointer && !xv.IsNil() {
-		if rd.types == nil {
-			rd.types = make(map[string]reflect.Type)
-		}
-		rd.types[c.method] = xv.Type().Elem()
+		rd.learn(c.method, xv.Type())
 	}
 	return rd.bodies.Unmarshal(c.enc, c.body, x)
+}
+
+// learn notes that replies of method are read into a *t, t a pointer type.
+func (rd *replyReader) learn(method string, t reflect.Type) {
+	if rd.types == nil {
+		rd.types = make(map[string][]reflect.Type)
+	}
+	known := rd.types[method]
+	if len(known) > 0 && known[0] == t {
+		return
+	}
+	next := []reflect.Type{t}
+	for _, k := range known {
+		if k != t && len(next) < maxReplyTypes {
+			next = append(next, k)
+		}
+	}
+	rd.types[method] = next
 }
 
 // ReadResponseHeader waits for the next response, real or made up.
