@@ -23,9 +23,19 @@ import (
 // go to the service queue named queue. It is the broker's counterpart of
 // rpc.Dial("tcp", addr): Call and Go work unchanged, from many goroutines.
 // The client owns its connection, reconnects after a loss, and releases
-// everything on Close.
+// everything on Close. The first connection is bounded only by the dial
+// timeout of each URL (10s) and the setup's (10s); [DialContext] bounds it
+// with a context.
 func Dial(url, queue string, opts ...ClientOption) (*rpc.Client, error) {
-	cc, err := newClientCodec(context.Background(), nil, url, queue, opts)
+	return DialContext(context.Background(), url, queue, opts...)
+}
+
+// DialContext is [Dial] with a context that bounds the first connection:
+// when ctx ends before the client has connected and set up its reply
+// queue, DialContext gives up and returns an error that matches ctx.Err()
+// under errors.Is. ctx has no effect once DialContext has returned.
+func DialContext(ctx context.Context, url, queue string, opts ...ClientOption) (*rpc.Client, error) {
+	cc, err := newClientCodec(ctx, nil, url, queue, opts)
 	if err != nil {
 		return nil, err
 	}
