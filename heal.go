@@ -10,15 +10,17 @@ import (
 // opened just before the new leader was known to the dead one, for good: no
 // error, no return, no reply, and the connection stays up
 // (docs/CLUSTER.md). All the client sees is its calls timing out while the
-// queue has consumers and no request waiting. A server too slow for every
-// call looks the same once, so the codec reopens its session only when it
-// sees that twice, the second time for a call published after the first
+// queue has consumers, which go on serving other clients: requests of
+// theirs may be waiting, ours never are. A server too slow for every call
+// looks the same once, so the codec reopens its session only when it sees
+// that twice, the second time for a call published after the first
 // sighting, with no reply at all (late ones included) since the first, and
-// no more than once per healEvery. A server whose every call takes more
-// than twice the call timeout can still be taken for such a session: its
-// session is reopened once per healEvery, which fails only calls that
-// would time out anyway. Reopening fails the calls in flight on the
-// session (ErrConnectionLost), as a lost connection does.
+// no more than once per healEvery. A server that answers none of this
+// client's calls within twice the call timeout (hung, or hopelessly behind)
+// can still be taken for such a session: its session is reopened once per
+// healEvery, which fails only calls that would time out anyway. Reopening
+// fails the calls in flight on the session (ErrConnectionLost), as a lost
+// connection does.
 
 // healEvery bounds how often the codec reopens a session on its own.
 const healEvery = 30 * time.Second
@@ -50,13 +52,15 @@ func (w *dropWatch) suspect(c *clientCodec, expired []*call) *call {
 	return latest
 }
 
-// heal reopens suspect's session if the queue, as last seen, has consumers
-// and no request waiting, and this is the second sighting.
+// heal reopens suspect's session if the queue, as last seen, has consumers,
+// and this is the second sighting.
 func (d *deadlines) heal(suspect *call) {
 	w := &d.dropping
 	st, err := d.inspect()
 	switch {
-	case err != nil || !st.Exists || st.Consumers == 0 || st.Messages > 0:
+	case err != nil:
+		return // no answer says nothing either way (a new leader settling in, say)
+	case !st.Exists || st.Consumers == 0:
 		w.since = 0 // a reason the calls time out that is not the session
 		return
 	case w.since == 0 || w.replies != w.sinceReplies:
@@ -69,6 +73,6 @@ func (d *deadlines) heal(suspect *call) {
 	}
 	w.since, w.healed = 0, time.Now()
 	d.c.transport.Reopen(suspect.gen, fmt.Errorf(
-		"%w: the client reopened its connection, as its calls to queue %q got no reply while the queue had %s and no request waiting: the broker was dropping its requests",
+		"%w: the client reopened its connection, as its calls to queue %q got no reply at all while the queue had %s: the broker was dropping its requests",
 		ErrConnectionLost, d.c.queue, count(st.Consumers, "consumer")))
 }
