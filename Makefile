@@ -1,11 +1,19 @@
 # make test: the static checks (make lint), every test with the race
 #            detector, and a short run of each fuzz target, against a local
-#            broker.
+#            broker (and a local Redis and PostgreSQL, for the reply store
+#            and the order example).
+# make unit: the fast inner loop: the tests that need no broker, no private
+#            node and no tool (go test -short), with the race detector, in
+#            the library and otelamqprpc; under a minute, and no broker
+#            needed. make test runs them too, with everything else.
 # make lint: go vet, staticcheck, go mod tidy -diff in every module, and
 #            actionlint on the GitHub Actions workflow; needs no broker.
 # make demo: the Arith example, then the order example (an order service and
-#            four services it calls), end to end through the broker.
-# test and demo start (or install, as root) RabbitMQ on 127.0.0.1:5672 first.
+#            four services it calls, payment twice with a reply store on
+#            Redis and its charges in PostgreSQL), end to end through the
+#            broker.
+# test and demo start (or install, as root) RabbitMQ on 127.0.0.1:5672 first,
+# Redis on 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432.
 
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
@@ -18,9 +26,11 @@ FUZZTIME ?=
 fuzz-budget = $(if $(FUZZTIME),$(FUZZTIME),$(1))
 
 # Every Go module in the repository: the library, the bench program (its
-# own module, for gonum/plot) and the OpenTelemetry instrumentation (its own
-# module, so that the library does not require OpenTelemetry).
-MODULES := . examples/bench otelamqprpc
+# own module, for gonum/plot), the OpenTelemetry instrumentation, the Redis
+# reply store and the order example (each its own module, so that the
+# library requires neither OpenTelemetry nor go-redis nor a PostgreSQL
+# driver).
+MODULES := . examples/bench otelamqprpc redisstore examples/order
 
 # Checkers run through `go run` at pinned versions, so that a machine needs
 # only Go: the module proxy supplies them on first use, the build cache keeps
@@ -30,10 +40,16 @@ ACTIONLINT_VERSION := v1.7.12
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 ACTIONLINT := $(GO) run github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
 
-.PHONY: test lint demo demo-arith demo-order broker interop-deps vet staticcheck tidy-check actionlint fuzz soak bench bench-tracing reliability cluster-bench
+.PHONY: test unit lint demo demo-arith demo-order broker redis postgres interop-deps vet staticcheck tidy-check actionlint fuzz soak bench bench-tracing reliability cluster-bench
 
 broker:
 	@scripts/ensure-broker.sh
+
+redis:
+	@scripts/ensure-redis.sh
+
+postgres:
+	@scripts/ensure-postgres.sh
 
 # Python's pika, Node's amqplib and the RabbitMQ Java client for the
 # cross-language tests.
@@ -61,9 +77,17 @@ tidy-check:
 actionlint:
 	$(ACTIONLINT)
 
-test: lint broker interop-deps
+# Tests that need a broker, a private node or a tool skip themselves under
+# -short (brokertest.SkipShort), whether or not CI is set.
+unit:
+	$(GO) test -short -race -timeout 5m ./...
+	cd otelamqprpc && $(GO) test -short -race -timeout 5m ./...
+
+test: lint broker redis postgres interop-deps
 	$(GO) test -race -count=1 -timeout 15m ./...
 	cd otelamqprpc && $(GO) test -race -count=1 -timeout 10m ./...
+	cd redisstore && $(GO) test -race -count=1 -timeout 10m ./...
+	cd examples/order && $(GO) test -race -count=1 -timeout 10m ./...
 	$(MAKE) --no-print-directory fuzz
 
 fuzz:
@@ -85,10 +109,10 @@ demo-arith: broker
 	  trap 'kill -TERM $$server 2>/dev/null; wait $$server' EXIT; \
 	  bin/arith-client
 
-# Five services and the demo orders in one process; exits 1 if an order
-# does not end as it should.
-demo-order: broker
-	$(GO) run ./examples/order
+# Five services (payment twice) and the demo orders in one process; exits 1
+# if an order does not end as it should.
+demo-order: broker redis postgres
+	cd examples/order && $(GO) run .
 
 # The fault tests (the cluster ones included) and a 60 s soak, as the
 # README's reliability tables.
@@ -105,11 +129,13 @@ cluster-bench:
 soak: broker
 	AMQPRPC_SOAK=60s $(GO) test -race -count=1 -run '^TestSoak$$' -v .
 
-# amqprpc against net/rpc over TCP, two raw amqp091-go floors (echo and JSON)
-# and issue 10's targets, and a cost ladder from the echo floor up to amqprpc
-# with confirms, in one run; writes docs/bench.md and docs/bench-throughput.png
-# (about 3.5 min).
-bench: broker
+# amqprpc against net/rpc over TCP, two raw amqp091-go floors (echo and JSON),
+# and with the small payload the no-ack floor, the gob floor and the peer
+# (0x4b53/amqp-rpc, required by examples/bench/go.mod alone); issue 19's
+# targets; amqprpc with each reply store; and a cost ladder from the echo
+# floor up to amqprpc with confirms, in one run; writes docs/bench.md and
+# docs/bench-throughput.png (about 4 min).
+bench: broker redis
 	cd examples/bench && $(GO) run . -out ../../docs/bench.md
 
 # What tracing costs: calls with tracing off and on (otelamqprpc), side by

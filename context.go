@@ -19,12 +19,14 @@ const DeadlineHeader = "x-rpc-deadline"
 
 // Context returns the request's context, for a service to pass on to the
 // calls it makes itself with [Call]: it is done at the caller's deadline
-// when the request carried one ([DeadlineHeader]), and it holds what the
-// server's hooks put in it, such as the trace span of otelamqprpc. It may
-// be cancelled once the method has returned and its reply is sent: work
-// that outlives the call should use context.WithoutCancel. It is
-// context.Background() for a Delivery the server did not fill in, or a
-// request with no deadline to a server with no hooks.
+// when the request carried one ([DeadlineHeader]), and when the server's
+// shutdown grace period runs out while the method still runs
+// ([WithShutdownGrace]; context.Cause then matches [ErrClosed], and the
+// request is back in the queue); it holds what the server's hooks put in
+// it, such as the trace span of otelamqprpc. It may be cancelled once the
+// method has returned and its reply is sent: work that outlives the call
+// should use context.WithoutCancel. It is context.Background() for a
+// Delivery the server did not fill in.
 func (d *Delivery) Context() context.Context {
 	if d == nil || d.ctx == nil {
 		return context.Background()

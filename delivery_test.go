@@ -24,11 +24,11 @@ type argsWithDeliveryPointer struct {
 }
 
 func TestReadRequestBodyFillsDelivery(t *testing.T) {
-	sc := &serverCodec{maxBody: 1 << 20, pending: map[uint64]*inbound{}}
+	sc := &serverCodec{maxBody: 1 << 20, running: map[uint64]*inbound{}}
 	req := transport.Request{Delivery: amqp.Delivery{ContentType: "application/json", Type: "S.M", Body: []byte(`{"A":3,"MessageID":"forged","Redelivered":true}`), MessageId: "m-1", Redelivered: true}}
-	in, refusal := sc.accept(req)
-	if refusal != "" {
-		t.Fatal(refusal)
+	in, own := sc.accept(req)
+	if own != nil {
+		t.Fatalf("accept(%+v) answers it itself with %+v; want it for net/rpc", req, own)
 	}
 
 	sc.cur = in

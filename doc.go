@@ -23,7 +23,7 @@ A server, with net/rpc's own Arith example:
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		defer stop()
 		// Consumes the queue "arith" until ctx ends, then finishes the calls
-		// in flight and returns.
+		// in flight (within WithShutdownGrace, 5 s by default) and returns.
 		if err := amqprpc.Serve(ctx, nil, "amqp://guest:guest@localhost:5672/", "arith"); err != nil {
 			log.Fatal(err)
 		}
@@ -49,7 +49,10 @@ Several servers can consume one queue: the broker spreads the calls among
 them, and [WithPrefetch] bounds how many each runs at once. A server
 acknowledges a request only after publishing its reply, so a request whose
 server dies mid-call goes to another one: delivery is at least once, and a
-service must tolerate running a request twice.
+service must tolerate running a request twice. A server with a reply store
+([WithReplyStore]; [NewMemoryStore], or the module redisstore for every
+instance of a service) answers a request it answered before, by message_id,
+with the same reply instead of running it again.
 
 Per-call failures reach the caller as an [rpc.ServerError] and leave the
 client usable: a timeout ([WithCallTimeout]), a request the broker returned
@@ -65,5 +68,13 @@ service whose argument embeds [Delivery] gets it from [Delivery.Context]
 and passes it on to its own calls. Hooks on each side ([WithClientHook],
 [WithServerHook], [WithHooks]) see every call as it begins and ends, with
 its headers: the module otelamqprpc builds OpenTelemetry tracing on them.
+
+Every server instance also answers control requests about itself on a
+queue of its own: [Ping], [Info] and [Stats] list the instances of a
+service (or of every service), where each runs, and per method the calls it
+has answered, the errors, the processing time and the last error. The
+amqprpc command's ls, info and stats print them; [WithVersion] and
+[WithMetadata] add to what an instance says, and [WithoutControl] turns it
+off.
 */
 package amqprpc

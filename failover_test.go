@@ -71,7 +71,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	stopB := start("b")
 	client := dial(t, queue, WithCallTimeout(30*time.Second))
 	stop := make(chan struct{})
-	done := make(chan *loadStats)
+	done := make(chan *brokertest.Stats)
 	go func() { done <- runLoad(client, 16, 30*time.Second, 2, stop) }()
 
 	pause := func() { time.Sleep(700 * time.Millisecond) } // let load run between steps
@@ -84,8 +84,8 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	pause()
 	close(stop)
 	st := <-done
-	st.report(t, "rolling restart of 2 servers, 16 callers")
-	st.check(t, false)
+	st.Report(t, "rolling restart of 2 servers, 16 callers")
+	st.Check(t, false)
 }
 
 // childServerEnv makes the test binary run as a server on the named queue.

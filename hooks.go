@@ -59,11 +59,14 @@ type ClientHook func(ctx context.Context, info *CallInfo) CallEnd
 // carries the caller's deadline when the request has one. The context it
 // returns is the one the service gets from [Delivery.Context]: ctx, or a
 // context derived from it. The CallEnd it returns, if not nil, is called
-// once the reply is published (or dropped, for a request with no
-// reply_to). Requests the server refuses on its own (no method, an
-// unsupported content type, a body over the size limit) are shown too.
-// It runs on the goroutine that reads requests, one request at a time
-// per server, and must not block.
+// exactly once: when the reply is published (or dropped, for a request
+// with no reply_to), or when the server, stopping, puts the request back
+// in the queue unanswered (taken as it closed, or cut off by the shutdown
+// grace period; the error then matches [ErrClosed], and the request will
+// be delivered again). Requests the server refuses on its own (no
+// method, an unsupported content type, a body over the size limit) are
+// shown too. It runs on the goroutine that reads requests, one request at
+// a time per server, and must not block.
 type ServerHook func(ctx context.Context, info *CallInfo) (context.Context, CallEnd)
 
 // WithClientHook adds h to a client's hooks. Hooks run in the order they
@@ -229,15 +232,16 @@ type requestContext struct {
 	ends   []CallEnd
 }
 
-// begin gives in its context, from the request's deadline and the hooks,
-// as ReadRequestHeader takes it. A request with neither gets none, and
+// begin gives in its context, from base (the codec's), the request's
+// deadline and the hooks, as ReadRequestHeader takes it. A request with
+// neither a deadline nor hooks gets none (its service sees base), and
 // costs nothing more.
-func (h *serverHooks) begin(in *inbound) {
+func (h *serverHooks) begin(in *inbound, base context.Context) {
 	deadline, hasDeadline := deadlineFrom(in.req.Headers)
 	if !hasDeadline && len(h.list) == 0 {
 		return
 	}
-	rc := &requestContext{ctx: context.Background(), start: time.Now()}
+	rc := &requestContext{ctx: base, start: time.Now()}
 	if hasDeadline {
 		rc.ctx, rc.cancel = context.WithDeadline(rc.ctx, deadline)
 	}
@@ -263,8 +267,9 @@ func (h *serverHooks) begin(in *inbound) {
 	in.rc = rc
 }
 
-// finish ends a request whose reply is published (or dropped): errText is
-// the error its caller gets, sendErr a failure to publish the reply.
+// finish ends a request whose reply is published (or dropped), or which
+// went back to the queue unanswered: errText is the error its caller gets,
+// sendErr a failure to publish the reply or why it went back.
 func (rc *requestContext) finish(errText string, sendErr error) {
 	if rc == nil {
 		return

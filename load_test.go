@@ -1,15 +1,13 @@
 package amqprpc
 
-// Calls under load: runLoad and the counts every fault test reports
-// (the README's reliability table is built from them), and the soak.
+// Calls under load: runLoad, whose counts (brokertest.Stats) every fault
+// test reports (the README's reliability table is built from them), and
+// the soak.
 
 import (
-	"fmt"
 	"net/rpc"
 	"os"
 	"runtime"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,22 +17,11 @@ import (
 	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
-// loadStats counts what happened to the calls of a load run. Every call
-// ends in exactly one of answered, failed (a clear error), hung (no return
-// within its timeout plus a grace period) or lost (an answer that does not
-// match its request).
-type loadStats struct {
-	issued, answered, failed, hung, lost atomic.Int64
-
-	mu     sync.Mutex     // guards errors
-	errors map[string]int // failure texts, shortened, by count
-}
-
 // runLoad calls Arith.Work from n goroutines until stop closes, each call
 // bounded by callTimeout plus a grace period. It returns once every
 // goroutine has finished.
-func runLoad(client *rpc.Client, n int, callTimeout time.Duration, work int, stop <-chan struct{}) *loadStats {
-	st := &loadStats{errors: map[string]int{}}
+func runLoad(client *rpc.Client, n int, callTimeout time.Duration, work int, stop <-chan struct{}) *brokertest.Stats {
+	st := new(brokertest.Stats)
 	var wg sync.WaitGroup
 	for g := 0; g < n; g++ {
 		wg.Add(1)
@@ -47,25 +34,25 @@ func runLoad(client *rpc.Client, n int, callTimeout time.Duration, work int, sto
 				default:
 				}
 				want := g*1_000_000 + i
-				st.issued.Add(1)
+				st.Issued.Add(1)
 				c := client.Go("Arith.Work", &Args{work, want}, new(int), make(chan *rpc.Call, 1))
 				select {
 				case <-c.Done:
 				case <-time.After(callTimeout + 5*time.Second):
-					st.hung.Add(1)
+					st.Hung.Add(1)
 					return // this caller is stuck; the others go on
 				}
 				switch {
 				case c.Error != nil:
-					st.failed.Add(1)
-					st.noteError(c.Error)
+					st.Failed.Add(1)
+					st.NoteError(c.Error)
 					if c.Error == rpc.ErrShutdown {
 						return
 					}
 				case *c.Reply.(*int) != want:
-					st.lost.Add(1)
+					st.Lost.Add(1)
 				default:
-					st.answered.Add(1)
+					st.Answered.Add(1)
 				}
 			}
 		}()
@@ -73,51 +60,6 @@ func runLoad(client *rpc.Client, n int, callTimeout time.Duration, work int, sto
 	<-stop
 	wg.Wait()
 	return st
-}
-
-func (st *loadStats) noteError(err error) {
-	text := err.Error()
-	if i := strings.Index(text, " ("); i > 0 {
-		text = text[:i]
-	}
-	st.mu.Lock()
-	st.errors[fmt.Sprintf("%.90s", text)]++
-	st.mu.Unlock()
-}
-
-// report logs the counts in one line that docs and the README table are
-// built from, and the distinct errors.
-func (st *loadStats) report(t testing.TB, scenario string) {
-	t.Helper()
-	t.Logf("RELIABILITY | %s | issued %d | answered %d | failed with a clear error %d | hung %d | lost %d",
-		scenario, st.issued.Load(), st.answered.Load(), st.failed.Load(), st.hung.Load(), st.lost.Load())
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	var texts []string
-	for text, n := range st.errors {
-		texts = append(texts, fmt.Sprintf("%5d × %s", n, text))
-	}
-	sort.Strings(texts)
-	for _, s := range texts {
-		t.Logf("  %s", s)
-	}
-}
-
-// check fails the test unless every call was answered or failed clearly.
-func (st *loadStats) check(t testing.TB, allowFailures bool) {
-	t.Helper()
-	if st.hung.Load() != 0 || st.lost.Load() != 0 {
-		t.Errorf("hung %d, lost %d; want 0 and 0", st.hung.Load(), st.lost.Load())
-	}
-	if !allowFailures && st.failed.Load() != 0 {
-		t.Errorf("failed %d; want 0", st.failed.Load())
-	}
-	if sum := st.answered.Load() + st.failed.Load() + st.hung.Load() + st.lost.Load(); sum != st.issued.Load() {
-		t.Errorf("issued %d but accounted for %d", st.issued.Load(), sum)
-	}
-	if st.answered.Load() == 0 {
-		t.Errorf("no call was answered")
-	}
 }
 
 // Work sleeps A milliseconds, standing for real work, and returns B.
@@ -144,7 +86,7 @@ func TestSoak(t *testing.T) {
 	startServer(t, newArith("s1"), queue)
 	client := dial(t, queue, WithCallTimeout(30*time.Second))
 	stop := make(chan struct{})
-	done := make(chan *loadStats)
+	done := make(chan *brokertest.Stats)
 	go func() { done <- runLoad(client, 64, 30*time.Second, 0, stop) }()
 
 	time.Sleep(d / 4) // warm up under load
@@ -153,9 +95,9 @@ func TestSoak(t *testing.T) {
 	m2 := measure()
 	close(stop)
 	st := <-done
-	st.report(t, "soak, 64 callers, "+d.String())
-	st.check(t, false)
-	t.Logf("goroutines %d -> %d, heap %d KiB -> %d KiB, %.0f calls/s", m1.goroutines, m2.goroutines, m1.heap>>10, m2.heap>>10, float64(st.answered.Load())/d.Seconds())
+	st.Report(t, "soak, 64 callers, "+d.String())
+	st.Check(t, false)
+	t.Logf("goroutines %d -> %d, heap %d KiB -> %d KiB, %.0f calls/s", m1.goroutines, m2.goroutines, m1.heap>>10, m2.heap>>10, float64(st.Answered.Load())/d.Seconds())
 	if m2.goroutines > m1.goroutines+8 {
 		t.Errorf("goroutines grew from %d to %d under steady load", m1.goroutines, m2.goroutines)
 	}

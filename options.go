@@ -20,6 +20,12 @@ const (
 	DefaultMaxBodySize  = 16 << 20
 	DefaultReconnectMin = 100 * time.Millisecond
 	DefaultReconnectMax = 10 * time.Second
+	// DefaultShutdownGrace is how long a stopping server waits for its
+	// methods still running, unless [WithShutdownGrace] says otherwise:
+	// long enough for ordinary calls to finish, and short enough to end
+	// before the usual orchestrators give up on a process (Docker kills it
+	// 10 s after asking it to stop, Kubernetes 30 s).
+	DefaultShutdownGrace = 5 * time.Second
 )
 
 // ClientOption configures a client: [Dial] or [NewClientCodec].
@@ -29,11 +35,12 @@ type ClientOption interface{ applyClient(*clientOptions) }
 type ServerOption interface{ applyServer(*serverOptions) }
 
 // Option configures either side: it is both a [ClientOption] and a
-// [ServerOption]. An option meant for one side only has that side's type,
-// so passing it to the other does not compile.
+// [ServerOption], and a [ControlOption] too. An option meant for one side
+// only has that side's type, so passing it to the other does not compile.
 type Option interface {
 	ClientOption
 	ServerOption
+	ControlOption
 }
 
 // options are what both sides have.
@@ -66,8 +73,13 @@ type serverOptions struct {
 	transient     bool
 	quorum        bool
 	queueExpiry   time.Duration
+	shutdownGrace time.Duration
 	ready         func()
-	hooks         []ServerHook // WithServerHook, WithHooks (hooks.go)
+	hooks         []ServerHook      // WithServerHook, WithHooks (hooks.go)
+	replyStore    *replyStoreConfig // WithReplyStore (replystore.go)
+	version       string            // WithVersion (control.go)
+	metadata      map[string]string // WithMetadata (control.go)
+	noControl     bool              // WithoutControl (control.go)
 }
 
 // both is an option of either side; client and server, of one side.
@@ -117,7 +129,7 @@ func newClientOptions(opts []ClientOption) (*clientOptions, error) {
 }
 
 func newServerOptions(opts []ServerOption) (*serverOptions, error) {
-	o := &serverOptions{options: defaultOptions(), prefetch: DefaultPrefetch}
+	o := &serverOptions{options: defaultOptions(), prefetch: DefaultPrefetch, shutdownGrace: DefaultShutdownGrace}
 	for _, opt := range opts {
 		if opt == nil {
 			return nil, errNilOption
@@ -129,10 +141,15 @@ func newServerOptions(opts []ServerOption) (*serverOptions, error) {
 		return nil, fmt.Errorf("amqprpc: WithPrefetch(%d): want 1 to 65535", o.prefetch)
 	case o.queueExpiry < 0 || (o.queueExpiry > 0 && o.queueExpiry < time.Millisecond):
 		return nil, fmt.Errorf("amqprpc: WithQueueExpiry(%v): want at least 1ms", o.queueExpiry)
+	case o.shutdownGrace < 0:
+		return nil, fmt.Errorf("amqprpc: WithShutdownGrace(%v): want 0 (cut off at once) or more", o.shutdownGrace)
 	case o.quorum && o.transient:
 		return nil, errors.New("amqprpc: WithQuorumQueue and WithTransientQueue: quorum queues are always durable")
 	case hasNil(o.hooks):
 		return nil, errors.New("amqprpc: WithServerHook(nil): want a hook")
+	}
+	if err := o.replyStore.check(); err != nil {
+		return nil, err
 	}
 	return o, o.check()
 }
@@ -207,8 +224,9 @@ func WithMaxInFlight(n int) ClientOption {
 func WithPrefetch(n int) ServerOption { return server(func(o *serverOptions) { o.prefetch = n }) }
 
 // WithDefaultMethod names the service method ("Service.Method") a server runs
-// for a request with no type property. Without it such a request gets an
-// [ErrNoMethod] error reply.
+// for a request with no type property, as RabbitMQ's tutorial clients send.
+// Without it such a request gets an [ErrNoMethod] error reply. An amqprpc
+// client sends no type for an empty method: client.Call("", arg, &reply).
 func WithDefaultMethod(serviceMethod string) ServerOption {
 	return server(func(o *serverOptions) { o.defaultMethod = serviceMethod })
 }
@@ -233,6 +251,19 @@ func WithQuorumQueue() ServerOption { return server(func(o *serverOptions) { o.q
 // default.
 func WithQueueExpiry(d time.Duration) ServerOption {
 	return server(func(o *serverOptions) { o.queueExpiry = d })
+}
+
+// WithShutdownGrace sets how long a stopping server (the end of [Serve]'s
+// context, or Close of a codec from [NewServerCodec]) waits for the
+// methods still running to return (default [DefaultShutdownGrace]; 0 cuts
+// them off at once). When it runs out, their contexts
+// ([Delivery.Context]) are cancelled and their requests go back to the
+// queue unanswered, to be delivered again to this server or another: the
+// method may run again, as after a crash, and what it returns here is
+// dropped. A method that ignores its context may still be running when
+// another server takes its request.
+func WithShutdownGrace(d time.Duration) ServerOption {
+	return server(func(o *serverOptions) { o.shutdownGrace = d })
 }
 
 // WithReady has [Serve] call f once, from the goroutine that called Serve,

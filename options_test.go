@@ -24,6 +24,7 @@ func TestOptionDefaults(t *testing.T) {
 	s, err := newServerOptions(nil)
 	require.NoError(t, err)
 	assert.Equal(t, DefaultPrefetch, s.prefetch)
+	assert.Equal(t, DefaultShutdownGrace, s.shutdownGrace)
 	assert.False(t, s.transient || s.quorum || s.confirms)
 }
 
@@ -58,6 +59,7 @@ func TestOptionValidation(t *testing.T) {
 		{"prefetch too big", []ServerOption{WithPrefetch(70000)}, "WithPrefetch(70000)"},
 		{"quorum and transient", []ServerOption{WithQuorumQueue(), WithTransientQueue()}, "quorum"},
 		{"negative heartbeat", []ServerOption{WithHeartbeat(-time.Second)}, "WithHeartbeat"},
+		{"negative shutdown grace", []ServerOption{WithShutdownGrace(-time.Second)}, "WithShutdownGrace"},
 		{"nil option", []ServerOption{nil}, "nil option"},
 	}
 	for _, tt := range serverTests {

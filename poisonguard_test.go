@@ -31,7 +31,7 @@ func TestPoisonSparesInnocentRequests(t *testing.T) {
 	stop := make(chan struct{})
 	stopLoad := sync.OnceFunc(func() { close(stop) })
 	t.Cleanup(stopLoad) // should the test end early
-	done := make(chan *loadStats, 1)
+	done := make(chan *brokertest.Stats, 1)
 	go func() { done <- runLoad(client, 16, 5*time.Second, 20, stop) }()
 	// Poisonous requests with one forged reply_to, as a client on a lost
 	// node leaves behind: one per caller it had.
@@ -48,8 +48,8 @@ func TestPoisonSparesInnocentRequests(t *testing.T) {
 	time.Sleep(4 * time.Second) // load while the poison goes round
 	stopLoad()
 	st := <-done
-	st.report(t, "innocent callers beside 20 poisonous requests")
-	st.check(t, false) // no innocent call failed, hung or got another's reply
+	st.Report(t, "innocent callers beside 20 poisonous requests")
+	st.Check(t, false) // no innocent call failed, hung or got another's reply
 	// The server still answers, and the poison is gone from the queue.
 	var r int
 	if err := client.Call("Arith.Multiply", &Args{2, 3}, &r); err != nil || r != 6 {

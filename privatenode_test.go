@@ -1,19 +1,18 @@
 package amqprpc
 
 import (
-	"bytes"
-	"context"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/amqprpc/amqprpc/internal/brokertest"
+	"github.com/amqprpc/amqprpc/internal/rabbitnodes"
 )
 
 // A privateNode is a RabbitMQ node of the test's own, apart from the shared
@@ -41,21 +40,7 @@ const (
 	// privateNodeCtlTimeout bounds every other script call; the script
 	// bounds each rabbitmqctl call by 60 s itself.
 	privateNodeCtlTimeout = 90 * time.Second
-	// Ports are picked below Linux's ephemeral range (32768-60999), so that
-	// no outgoing connection takes one between the pick and the node's
-	// bind, and above 25672-25999, the distribution ports of nodes on
-	// 5672-5999 (the shared broker, hand-made clusters).
-	privateNodePortMin = 28000
-	privateNodePortMax = 32700
 )
-
-// privateNodePortsUsed holds every port handed to a node of this test
-// binary, so that nodes starting at the same time never pick the same one:
-// a port is free until its node binds it, seconds later.
-var privateNodePortsUsed struct {
-	mu    sync.Mutex // guards ports
-	ports map[int]bool
-}
 
 // privateNodeOption configures startPrivateNode.
 type privateNodeOption func(*privateNodeConfig)
@@ -80,6 +65,7 @@ func privateNodeTLS(caPEM, certPEM, keyPEM []byte, requireClientCert bool) priva
 // skips the test when RabbitMQ is not installed, or fails it when CI is set.
 func startPrivateNode(t testing.TB, opts ...privateNodeOption) *privateNode {
 	t.Helper()
+	brokertest.SkipShort(t, "a private RabbitMQ node")
 	var cfg privateNodeConfig
 	for _, o := range opts {
 		o(&cfg)
@@ -94,7 +80,7 @@ func startPrivateNode(t testing.TB, opts ...privateNodeOption) *privateNode {
 		}
 		t.Skipf("a private RabbitMQ node cannot run: %s; set CI=1 to make this a failure", reason)
 	}
-	ports := privateNodePickPorts(t, 4)
+	ports := rabbitnodes.PickPorts(t, 4)
 	n := &privateNode{
 		name:     fmt.Sprintf("amqprpc-%d-%d", os.Getpid(), ports[0]),
 		dir:      t.TempDir(), // before the Cleanup below, so removed after the stop
@@ -142,35 +128,6 @@ func privateNodeUnavailable(script string) string {
 	return ""
 }
 
-// privateNodePickPorts returns n distinct ports free on 127.0.0.1 and not
-// handed out before in this test binary.
-func privateNodePickPorts(t testing.TB, n int) []int {
-	t.Helper()
-	privateNodePortsUsed.mu.Lock()
-	defer privateNodePortsUsed.mu.Unlock()
-	if privateNodePortsUsed.ports == nil {
-		privateNodePortsUsed.ports = make(map[int]bool)
-	}
-	var ports []int
-	for tries := 0; len(ports) < n; tries++ {
-		if tries > 1000 {
-			t.Fatalf("no %d free ports in %d-%d on 127.0.0.1", n, privateNodePortMin, privateNodePortMax)
-		}
-		p := privateNodePortMin + rand.IntN(privateNodePortMax-privateNodePortMin)
-		if privateNodePortsUsed.ports[p] {
-			continue
-		}
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		privateNodePortsUsed.ports[p] = true
-		ports = append(ports, p)
-	}
-	return ports
-}
-
 // writeTLSFiles puts the PEM files where the script expects them.
 func (n *privateNode) writeTLSFiles(t testing.TB, cfg privateNodeConfig) {
 	t.Helper()
@@ -199,28 +156,7 @@ func (n *privateNode) run(timeout time.Duration, args ...string) (stdout, stderr
 	if n.mtls {
 		env = append(env, "PRIVNODE_MTLS=1")
 	}
-	return runNodeScript(timeout, n.script, env, args...)
-}
-
-// runNodeScript runs a node or cluster script with args and env added to
-// this process's, bounded by timeout, and returns its standard output and
-// error. Should this binary die without running its cleanups (a test
-// timeout, a signal), the script's watchdogs stop what it started.
-func runNodeScript(timeout time.Duration, script string, env []string, args ...string) (stdout, stderr string, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
-	cmd.Env = append(append(os.Environ(), env...), "PRIVNODE_OWNER_PID="+strconv.Itoa(os.Getpid()))
-	// Should the script hang past its own time limits, its children might
-	// keep the output pipes open: stop waiting for them too.
-	cmd.WaitDelay = 5 * time.Second
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err = cmd.Run()
-	if ctx.Err() != nil {
-		err = fmt.Errorf("%w (after %v)", ctx.Err(), timeout)
-	}
-	return strings.TrimSpace(out.String()), strings.TrimSpace(errOut.String()), err
+	return rabbitnodes.RunScript(timeout, n.script, env, args...)
 }
 
 // do runs one script command against the node and fails the test if it

@@ -7,6 +7,7 @@ package amqprpc
 
 import (
 	"context"
+	"net"
 	"net/rpc"
 	"testing"
 	"time"
@@ -152,4 +153,50 @@ func TestQuorumQueue(t *testing.T) {
 	require.ErrorContains(t, err, "x-queue-type", "QueueDeclare(classic) over the server's queue: want PRECONDITION_FAILED on x-queue-type")
 	client := dial(t, queue)
 	multiply(t, client, 6, 7, "through a quorum queue")
+}
+
+// TestServeContextBoundsTheFirstConnect: Serve's context bounds its first
+// connection. Two brokers that accept TCP connections and never answer
+// would hold each attempt for its 10 s handshake bound; ending ctx must
+// end Serve at once instead.
+func TestServeContextBoundsTheFirstConnect(t *testing.T) {
+	accepted := make(chan net.Conn, 16)
+	t.Cleanup(func() {
+		for len(accepted) > 0 {
+			(<-accepted).Close()
+		}
+	})
+	var urls []string
+	for range 2 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		t.Cleanup(func() { l.Close() })
+		go func() { // accepts, and never says a word
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				accepted <- c
+			}
+		}()
+		urls = append(urls, "amqp://guest:guest@"+l.Addr().String()+"/")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, rpc.NewServer(), urls[0], "unused", WithURLs(urls[1])) }()
+	within(t, 10*time.Second, "Serve to connect to the first silent broker", func() {
+		c := <-accepted
+		accepted <- c // closed when the test ends
+	})
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve after its context ended mid-connect = %v; want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return within 5s of its context's end while connecting (each silent broker holds it 10s)")
+	}
 }

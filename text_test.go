@@ -125,3 +125,60 @@ func TestTextClient(t *testing.T) {
 		}
 	})
 }
+
+// TestOctetStream: application/octet-stream, which Ruby's Bunny puts on
+// every message by default, is read as text/plain both ways. A request
+// gets a text/plain reply; a reply in it is read as text by the client.
+func TestOctetStream(t *testing.T) {
+	queue := testQueue(t)
+	startServer(t, Texts{}, queue)
+	_, ch := rawConn(t)
+	replyQ, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replies := brokertest.Consume(t, ch, replyQ.Name)
+	for i, tt := range []struct{ method, body, want string }{
+		{"Arith.Square", "30", "900"},
+		{"Arith.Upper", "hello", "HELLO"},
+	} {
+		id := "octet-" + strconv.Itoa(i)
+		err := ch.Publish("", queue, false, false, amqp.Publishing{
+			Type: tt.method, ContentType: "application/octet-stream", CorrelationId: id, ReplyTo: replyQ.Name, Body: []byte(tt.body),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := brokertest.NextDelivery(t, replies, "reply to "+tt.method)
+		if d.CorrelationId != id || string(d.Body) != tt.want || d.ContentType != "text/plain" || d.Headers[ErrorHeader] != nil {
+			t.Errorf("%s(%q as application/octet-stream) = %q, content_type %q, x-rpc-error %v; want %q, text/plain, none",
+				tt.method, tt.body, d.Body, d.ContentType, d.Headers[ErrorHeader], tt.want)
+		}
+	}
+
+	// A server that answers in application/octet-stream, as a Bunny
+	// server does: the client reads the reply as text.
+	other := testQueue(t)
+	if _, err := ch.QueueDeclare(other, false, true, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	requests := brokertest.Consume(t, ch, other)
+	go func() {
+		for d := range requests {
+			_ = ch.Publish("", d.ReplyTo, false, false, amqp.Publishing{
+				CorrelationId: d.CorrelationId, ContentType: "application/octet-stream", Body: []byte("832040"),
+			})
+		}
+	}()
+	for _, enc := range []codec.Encoding{codec.JSON, codec.Text} {
+		client := dial(t, other, WithEncoding(enc), WithCallTimeout(10*time.Second))
+		var n int
+		if err := client.Call("Fibonacci.Compute", 30, &n); err != nil || n != 832040 {
+			t.Errorf("%v Call to a server replying application/octet-stream = %d, %v; want 832040, nil", enc, n, err)
+		}
+		var s string
+		if err := client.Call("Fibonacci.Compute", 30, &s); err != nil || s != "832040" {
+			t.Errorf("%v Call into a string = %q, %v; want \"832040\", nil", enc, s, err)
+		}
+	}
+}

@@ -4,9 +4,11 @@ package amqprpc
 // as text in, the result as text out, reply_to and correlation_id) against
 // amqprpc, with tutorial-style programs of our own in examples/interop:
 // clients in Go (gotutorial, text/plain), Python (pika), Node (amqplib,
-// direct reply-to) and Java (Debian's librabbitmq-client-java) calling an
-// amqprpc server with a default method; and an amqprpc client calling
-// tutorial-style servers in Go (replies text/plain) and Python. Each test
+// direct reply-to), Java (Debian's librabbitmq-client-java), Ruby (Bunny,
+// application/octet-stream) and PHP (php-amqplib) calling an amqprpc
+// server with a default method; and an amqprpc client calling
+// tutorial-style servers in Go (replies text/plain), Python, Ruby (replies
+// application/octet-stream) and PHP. Each test
 // uses a queue of its own rather than the tutorial's rpc_queue.
 // scripts/install-interop-deps.sh installs the tools; without them the
 // tests skip, or fail when CI is set.
@@ -15,7 +17,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/rpc"
 	"os"
@@ -29,6 +30,7 @@ import (
 	"github.com/amqprpc/amqprpc/codec"
 	"github.com/amqprpc/amqprpc/examples/interop/gotutorial"
 	"github.com/amqprpc/amqprpc/internal/brokertest"
+	"github.com/amqprpc/amqprpc/internal/interoptest"
 )
 
 var (
@@ -36,6 +38,10 @@ var (
 	fibServerPy   = filepath.Join(interopDir, "python", "fib_server.py")
 	fibClientJS   = filepath.Join(nodeDir, "fib_client.js")
 	fibClientJava = filepath.Join(interopDir, "java", "FibClient.java")
+	fibClientRuby = filepath.Join(interopDir, "ruby", "fib_client.rb")
+	fibServerRuby = filepath.Join(interopDir, "ruby", "fib_server.rb")
+	fibClientPHP  = filepath.Join(interopDir, "php", "fib_client.php")
+	fibServerPHP  = filepath.Join(interopDir, "php", "fib_server.php")
 )
 
 // tutorialNumbers are the arguments each client sends.
@@ -76,7 +82,7 @@ func startFibServer(t *testing.T, queue string) {
 	brokertest.WaitForConsumers(t, url, queue, 1, s)
 }
 
-// TestTutorialClients: tutorial-style clients in four languages call an
+// TestTutorialClients: tutorial-style clients in six languages call an
 // amqprpc server that has a default method.
 func TestTutorialClients(t *testing.T) {
 	url, queue := brokertest.URL(t), testQueue(t)
@@ -116,6 +122,14 @@ func TestTutorialClients(t *testing.T) {
 			javaArgs = append(javaArgs, strconv.Itoa(n))
 		}
 		runFibClient(t, url, append([]string{"java", "-cp", classpath, "FibClient", queue}, javaArgs...)...)
+	})
+	t.Run("ruby", func(t *testing.T) {
+		t.Parallel()
+		runFibClient(t, url, append([]string{interoptest.Ruby(t), fibClientRuby, "--queue", queue}, args...)...)
+	})
+	t.Run("php", func(t *testing.T) {
+		t.Parallel()
+		runFibClient(t, url, append([]string{interoptest.PHP(t), fibClientPHP, "--queue", queue}, args...)...)
 	})
 }
 
@@ -238,6 +252,16 @@ func TestTutorialServers(t *testing.T) {
 		startPythonScript(t, url, fibServerPy, "--queue", queue)
 		callTutorialServer(t, queue)
 	})
+	t.Run("ruby", func(t *testing.T) {
+		url, queue := brokertest.URL(t), testQueue(t)
+		interoptest.StartServer(t, url, interoptest.Ruby(t), fibServerRuby, "--queue", queue)
+		callTutorialServer(t, queue)
+	})
+	t.Run("php", func(t *testing.T) {
+		url, queue := brokertest.URL(t), testQueue(t)
+		interoptest.StartServer(t, url, interoptest.PHP(t), fibServerPHP, "--queue", queue)
+		callTutorialServer(t, queue)
+	})
 }
 
 // callTutorialServer makes the amqprpc client's calls to a Fibonacci
@@ -258,12 +282,12 @@ func callTutorialServer(t *testing.T, queue string) {
 		})
 	}
 	// A gob request is not text: the server cannot read it, and the call
-	// fails alone, by timeout at worst.
+	// fails, by timeout at worst. (A server that answers it with text that
+	// does not fit an int, as the Ruby one does, fails it as a reply that
+	// does not fit: see the README's Errors section.)
 	client := dial(t, queue, WithCallTimeout(2*time.Second))
 	var got int
-	err := client.Call("Fibonacci.Compute", 7, &got)
-	var se rpc.ServerError
-	if err == nil || !errors.As(err, &se) {
-		t.Errorf("gob Call to a tutorial server = %d, %v; want a failed call", got, err)
+	if err := client.Call("Fibonacci.Compute", 7, &got); err == nil {
+		t.Errorf("gob Call to a tutorial server = %d, nil; want a failed call", got)
 	}
 }

@@ -35,6 +35,11 @@ const (
 	GobContentType  = "application/x-gob"
 	JSONContentType = "application/json"
 	TextContentType = "text/plain"
+	// OctetStreamContentType is what some client libraries put on every
+	// message they send unless told otherwise (Ruby's Bunny, Perl's
+	// AnyEvent::RabbitMQ). It names no encoding of its own: a body of
+	// this type is read as [Text], and the reply to it is text/plain.
+	OctetStreamContentType = "application/octet-stream"
 )
 
 var (
@@ -74,7 +79,8 @@ func (e Encoding) String() string {
 func (e Encoding) Valid() bool { return e == Gob || e == JSON || e == Text }
 
 // ForContentType returns the encoding a content type names. An empty content
-// type means JSON, so that clients in other languages need not set one.
+// type means JSON, so that clients in other languages need not set one, and
+// [OctetStreamContentType], a client library's default, means [Text].
 // Parameters such as "; charset=utf-8" are ignored and case does not matter.
 func ForContentType(contentType string) (Encoding, error) {
 	mediaType, _, _ := strings.Cut(contentType, ";")
@@ -84,10 +90,10 @@ func ForContentType(contentType string) (Encoding, error) {
 		return JSON, nil
 	case strings.EqualFold(mediaType, GobContentType):
 		return Gob, nil
-	case strings.EqualFold(mediaType, TextContentType):
+	case strings.EqualFold(mediaType, TextContentType), strings.EqualFold(mediaType, OctetStreamContentType):
 		return Text, nil
 	}
-	return 0, fmt.Errorf("%w %.64q (want %q, %q or %q)", ErrUnsupportedContentType, contentType, JSONContentType, GobContentType, TextContentType)
+	return 0, fmt.Errorf("%w %.64q (want %q, %q, %q or %q)", ErrUnsupportedContentType, contentType, JSONContentType, GobContentType, TextContentType, OctetStreamContentType)
 }
 
 // Codec marshals and unmarshals bodies in any [Encoding]. It keeps per-type

@@ -26,6 +26,8 @@ func TestForContentType(t *testing.T) {
 		{"application/x-gob", Gob, false},
 		{"text/plain", Text, false},
 		{"Text/Plain ; charset=utf-8", Text, false},
+		{"application/octet-stream", Text, false},
+		{"Application/Octet-Stream; charset=binary", Text, false},
 		{"text/html", 0, true},
 		{"application/xml", 0, true},
 	}

@@ -2,10 +2,15 @@ module github.com/amqprpc/amqprpc/otelamqprpc
 
 go 1.26.0
 
-replace github.com/amqprpc/amqprpc => ../
+replace (
+	github.com/amqprpc/amqprpc => ../
+	github.com/amqprpc/amqprpc/examples/order => ../examples/order
+	github.com/amqprpc/amqprpc/redisstore => ../redisstore
+)
 
 require (
 	github.com/amqprpc/amqprpc v0.0.0-00010101000000-000000000000
+	github.com/amqprpc/amqprpc/examples/order v0.0.0-00010101000000-000000000000
 	github.com/rabbitmq/amqp091-go v1.16.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/exporters/stdout/stdouttrace v1.47.0

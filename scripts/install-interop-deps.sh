@@ -9,7 +9,10 @@
 #   - the RabbitMQ Java client (Debian's librabbitmq-client-java, which
 #     brings libslf4j-java) and a JDK when javac is missing
 #     (default-jdk-headless), for the tutorial-style Java client
-#     (tutorial_test.go).
+#     (tutorial_test.go);
+#   - Ruby with Bunny (Debian's ruby-bunny) and PHP with php-amqplib
+#     (Debian's php-cli and php-amqplib), for the tutorial-style Ruby and
+#     PHP programs (tutorial_test.go).
 # Idempotent: quiet, and quick, when everything is present. Exits non-zero
 # with what went wrong otherwise.
 set -euo pipefail
@@ -73,3 +76,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 command -v javac >/dev/null || fail "javac is still missing after installing default-jdk-headless"
 dpkg -L librabbitmq-client-java 2>/dev/null | grep -q '\.jar$' || fail "librabbitmq-client-java installed no jar (dpkg -L librabbitmq-client-java)"
+
+# Ruby with Bunny, and PHP with php-amqplib.
+missing=()
+command -v ruby >/dev/null && ruby -e "require 'bunny'" 2>/dev/null || missing+=(ruby ruby-bunny)
+command -v php >/dev/null || missing+=(php-cli)
+[ -f /usr/share/php/PhpAmqpLib/autoload.php ] || missing+=(php-amqplib)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt_install "${missing[@]}"
+fi
+ruby -e "require 'bunny'" 2>/dev/null || fail "ruby still cannot load Bunny after installing ruby-bunny"
+command -v php >/dev/null || fail "php is still missing after installing php-cli"
+[ -f /usr/share/php/PhpAmqpLib/autoload.php ] || fail "php-amqplib installed no /usr/share/php/PhpAmqpLib/autoload.php"

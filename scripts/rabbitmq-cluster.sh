@@ -3,8 +3,8 @@
 # apart from the shared broker on 5672. Each node is a private node of
 # rabbitmq-node.sh (its own name, ports, HOME and data directory, all on
 # 127.0.0.1); the nodes share an Erlang cookie and an epmd of the cluster's
-# own. Used by the tests' startCluster helper (clusternode_test.go) and
-# usable by hand.
+# own. Used by the tests' rabbitnodes.StartCluster (internal/rabbitnodes),
+# for one node too (the single-node broker faults), and usable by hand.
 #
 #   rabbitmq-cluster.sh start <dir> <name> <amqp-port>...
 #       Starts one node per port, all at once: <name>-1@localhost on the
@@ -143,7 +143,7 @@ await_all() {
 }
 
 cmd_start() {
-  [ $# -ge 3 ] || usage
+  [ $# -ge 2 ] || usage
   local name=$1 p i
   shift
   [[ $name =~ ^[A-Za-z0-9_-]+$ ]] || die "bad cluster name $name (letters, digits, _ and - only)"

@@ -9,12 +9,25 @@ import "sync"
 // published. Answered requests held behind one still running are
 // acknowledged one by one once they are half the prefetch, so a slow call
 // never starves the consumer.
+//
+// Any goroutine may flush: after a batch of replies, after a rejection that
+// ends a gap (so that answers held behind it do not wait for the next
+// batch), before a reply sent alone.
 type acks struct {
 	mu      sync.Mutex      // guards next, settled and held
 	next    uint64          // every tag below is settled
 	settled map[uint64]bool // tags from next on: true, answered and not yet acked; false, settled otherwise
 	held    int             // answered tags beyond next
 	limit   int             // held answers that are acked one by one
+
+	// flushing serializes flushes, from take to the last basic.ack it
+	// returned, so that acknowledgements leave in the order take hands
+	// them out: a multiple ack that overtook a higher one would name a
+	// tag already acknowledged, and the broker would close the channel.
+	// It is held across the writes, which amqp091-go serializes under the
+	// channel's own lock anyway, so it makes no one wait who would not
+	// wait for that lock; mu is never held across a write.
+	flushing sync.Mutex
 }
 
 func newAcks(prefetch int) *acks {
@@ -64,8 +77,11 @@ func (a *acks) take() (upTo uint64, single []uint64) {
 	return upTo, single
 }
 
-// flush sends the acknowledgements take says.
+// flushAcks sends the acknowledgements take says. Any goroutine may call
+// it.
 func (s *session) flushAcks() error {
+	s.acks.flushing.Lock()
+	defer s.acks.flushing.Unlock()
 	upTo, single := s.acks.take()
 	if upTo > 0 {
 		if err := s.ch.Ack(upTo, true); err != nil {
@@ -78,4 +94,15 @@ func (s *session) flushAcks() error {
 		}
 	}
 	return nil
+}
+
+// settleAnswered acknowledges the requests answered so far on the session
+// and, with confirms on, waits up to endWait for the confirms of the
+// replies published so far, which acknowledge their requests.
+func (s *session) settleAnswered() error {
+	if s.confirms != nil {
+		s.confirms.settled(endWait)
+		return nil
+	}
+	return s.flushAcks()
 }

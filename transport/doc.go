@@ -9,6 +9,11 @@
 // prefetch ([Server.Next]) and publishes replies, acknowledging each request
 // after its reply ([Server.Respond]).
 //
+// A Server with a [ControlConfig] also answers control requests about
+// itself on an exclusive queue of its own, on a channel of its own, set up
+// again on every session; [Gather] asks such servers and collects their
+// answers.
+//
 // Both keep one session (a connection, or a channel on a borrowed
 // connection) up at a time through the same supervisor: connect with
 // [Config.Dial] and [Backoff], set up, watch the broker's notifications, and

@@ -25,13 +25,14 @@ var (
 	// value of a type an AMQP table cannot hold, or properties and headers
 	// larger than a frame. Nothing was written; the connection is fine.
 	ErrUnencodable = errors.New("amqprpc: message not encodable in AMQP")
-	// ErrStopped is returned by Server.Next once Stop has drained the consumer.
-	ErrStopped = errors.New("amqprpc: server stopped")
 	// ErrNoURL is returned for a Client or Server given neither a
 	// connection nor a way to dial one, and by the root package's dialer
 	// given no URL.
 	ErrNoURL = errors.New("amqprpc: no broker URL")
 )
+
+// errStopped is returned by Server.Next once Stop has drained the consumer.
+var errStopped = errors.New("amqprpc: server stopped")
 
 // errorf wraps err with context, as every error of this package does.
 func errorf(format string, args ...any) error {

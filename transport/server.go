@@ -34,6 +34,9 @@ type ServerConfig struct {
 	// Lost, when set, is told why each session ended (the broker's
 	// *amqp.Error, when it sent one, is wrapped), on the Server's goroutine.
 	Lost func(err error)
+	// Control, when set, makes the Server answer control requests on a
+	// channel of its own (see ControlConfig).
+	Control *ControlConfig
 }
 
 // Request is a delivery from the request queue, tied to the session that
@@ -45,18 +48,23 @@ type Request struct {
 
 // Server consumes a request queue and publishes replies, through one
 // session at a time that a supervisor keeps up. Next is called by one
-// reader goroutine, Respond from any.
+// reader goroutine; Respond, Reject and AckAnswered from any (RespondAlone
+// asks for no publishing meanwhile).
 type Server struct {
 	sv       *supervisor
 	cfg      ServerConfig
 	stopping chan struct{} // closed by Stop
 	stopOnce sync.Once
 	drained  atomic.Bool // Next has cancelled the consumer and drained it
+
+	controls    sync.WaitGroup // the goroutines answering control requests (control.go)
+	controlWarn sync.Once      // logs that the control queue could not be set up
 }
 
 // NewServer connects, declares the queue and starts consuming. A first
-// connection that fails is an error.
-func NewServer(cfg ServerConfig) (*Server, error) {
+// connection that fails is an error, and so is one that ctx ends first
+// (it wraps ctx's cause); ctx bounds only the first connection.
+func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	s := &Server{cfg: cfg, stopping: make(chan struct{})}
 	if cfg.Logger != nil {
 		cfg.Logger = cfg.Logger.With("queue", cfg.Queue.Name)
@@ -66,7 +74,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, err
 	}
 	s.sv = sv
-	if err := sv.connect(context.Background()); err != nil {
+	if err := sv.connect(ctx); err != nil {
 		return nil, err
 	}
 	sv.begin()
@@ -75,7 +83,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 
 // Next returns the next request. After Stop it cancels the consumer, returns
 // every request delivered but not yet taken to the queue (nack with
-// requeue), and then returns ErrStopped; after Close, or once a borrowed
+// requeue), and then returns an error; after Close, or once a borrowed
 // connection has closed for good, it returns ErrClosed.
 func (s *Server) Next() (Request, error) {
 	for {
@@ -86,7 +94,7 @@ func (s *Server) Next() (Request, error) {
 		select {
 		case <-s.stopping:
 			s.drain(sess)
-			return Request{}, ErrStopped
+			return Request{}, errStopped
 		default:
 		}
 		var deliveries <-chan amqp.Delivery
@@ -184,8 +192,8 @@ func (s *Server) answered(req *Request) error {
 }
 
 // AckAnswered acknowledges the requests answered so far on the current
-// session, a run of them with one basic.ack where it can. It must be
-// called from one goroutine at a time, after each batch of Respond calls.
+// session, a run of them with one basic.ack where it can. Call it after
+// each batch of Respond calls, from any goroutine.
 func (s *Server) AckAnswered() error {
 	sess, _, err := s.sv.current()
 	if err != nil || sess.acks == nil {
@@ -198,24 +206,34 @@ func (s *Server) AckAnswered() error {
 }
 
 // Reject gives req up: back to the queue with requeue, else to the
-// broker to discard (or dead-letter, where the queue says so).
+// broker to discard (or dead-letter, where the queue says so). Requests
+// answered after req and held unacknowledged behind it are acknowledged
+// at once.
 func (s *Server) Reject(req *Request, requeue bool) error {
 	if err := req.Nack(false, requeue); err != nil {
 		return errorf("reject request: %w", err)
 	}
-	if req.sess != nil && req.sess.acks != nil {
-		req.sess.acks.settledElse(req.DeliveryTag)
+	if sess := req.sess; sess != nil && sess.acks != nil {
+		sess.acks.settledElse(req.DeliveryTag)
+		if err := sess.flushAcks(); err != nil {
+			return errorf("ack requests: %w", err)
+		}
 	}
 	return nil
 }
 
 // RespondAlone is Respond for a reply that may make the broker close the
 // connection (RabbitMQ 3.10 closes it with 541 INTERNAL_ERROR for a direct
-// reply-to name it cannot decode). It makes a round trip to the broker
-// before the reply, so that nothing published earlier is still on its way,
-// and one after it, and reports closedIt when the connection was sound
-// before the reply and the broker closed it with 541 right after: the reply
-// closed it. The caller must not publish on the Server meanwhile.
+// reply-to name it cannot decode). First it settles what was answered
+// before: it acknowledges the requests answered so far (with confirms on,
+// it waits a while for the confirms of the replies published so far,
+// which acknowledge theirs), so that a crash cannot send them back to the
+// queue to run again. Then it makes a round trip to the broker, so that
+// nothing published or acknowledged earlier is still on its way, publishes
+// the reply, and makes one more; it reports closedIt when the connection
+// was sound before the reply and the broker closed it with 541 right
+// after: the reply closed it. The caller must not publish on the Server
+// meanwhile.
 func (s *Server) RespondAlone(req *Request, msg *amqp.Publishing) (closedIt bool, err error) {
 	if req.ReplyTo == "" {
 		return false, s.answered(req)
@@ -223,6 +241,9 @@ func (s *Server) RespondAlone(req *Request, msg *amqp.Publishing) (closedIt bool
 	sess, _, err := s.sv.current()
 	if err != nil {
 		return false, errorf("reply to %.80q: %w", req.ReplyTo, err)
+	}
+	if err := sess.settleAnswered(); err != nil {
+		return false, errorf("reply to %.80q: %w: %w", req.ReplyTo, ErrNotConnected, err)
 	}
 	if err := sess.roundTrip(s.cfg.Prefetch); err != nil {
 		return false, errorf("reply to %.80q: %w: %w", req.ReplyTo, ErrNotConnected, err)
@@ -270,6 +291,7 @@ func (s *Server) Close() error {
 		sess.confirms.settled(closeTimeout)
 	}
 	s.sv.close()
+	s.controls.Wait() // each ends with its session's channel
 	return nil
 }
 
@@ -308,6 +330,7 @@ func (s *Server) setup(sess *session) (err error) {
 	if sess.deliveries, err = sess.ch.Consume(s.cfg.Queue.Name, sess.tag, false, false, false, false, nil); err != nil {
 		return errorf("consume %q: %w", s.cfg.Queue.Name, err)
 	}
+	s.startControl(sess) // never fails the session
 	return nil
 }
 
@@ -323,7 +346,8 @@ func (s *Server) ended(error)           {} // Next returns ErrClosed
 
 // declareQueue declares the request queue. A declaration that conflicts with
 // the existing queue fails with the broker's PRECONDITION_FAILED text, which
-// names the argument that differs.
+// names the argument that differs, and the option that matches the queue
+// (declare.go).
 func declareQueue(ch *amqp.Channel, q QueueConfig) error {
 	args := amqp.Table{}
 	durable, kind := q.Durable, "classic"
@@ -335,6 +359,9 @@ func declareQueue(ch *amqp.Channel, q QueueConfig) error {
 		args["x-expires"] = q.Expires.Milliseconds()
 	}
 	if _, err := ch.QueueDeclare(q.Name, durable, false, false, false, args); err != nil {
+		if hint := declareHint(err); hint != "" {
+			return errorf("declare %s queue %q (durable=%v): %w; %s", kind, q.Name, durable, err, hint)
+		}
 		return errorf("declare %s queue %q (durable=%v): %w", kind, q.Name, durable, err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,21 +11,18 @@ import (
 
 	"github.com/google/uuid"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
 // brokerURLForTests is the shared test broker: AMQP_URL, or the local one.
-var brokerURLForTests = func() string {
-	if u := os.Getenv("AMQP_URL"); u != "" {
-		return u
-	}
-	return "amqp://guest:guest@127.0.0.1:5672/"
-}()
+var brokerURLForTests = cmp.Or(os.Getenv("AMQP_URL"), brokertest.DefaultURL)
 
 func dialForTests(ctx context.Context) (*amqp.Connection, error) { return amqp.Dial(brokerURLForTests) }
 
 func rawChannel(t *testing.T) *amqp.Channel {
 	t.Helper()
-	conn, err := amqp.Dial(brokerURLForTests)
+	conn, err := amqp.Dial(brokertest.URL(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +34,11 @@ func rawChannel(t *testing.T) *amqp.Channel {
 	return ch
 }
 
+// testQueue names a queue for the test and deletes it when the test ends;
+// it skips or fails the test, as brokertest.URL does, without a broker.
 func testQueue(t *testing.T) string {
+	t.Helper()
+	brokertest.URL(t)
 	q := "transport-test-" + uuid.NewString()[:8]
 	t.Cleanup(func() {
 		conn, err := amqp.Dial(brokerURLForTests)
@@ -69,7 +71,7 @@ func nextWithin(s *Server, d time.Duration) (Request, error) {
 // channel: with prefetch 1 the server never gets another request.
 func TestBlockedReplyKeepsThePrefetch(t *testing.T) {
 	q := testQueue(t)
-	s, err := NewServer(ServerConfig{Config: Config{Dial: dialForTests}, Queue: QueueConfig{Name: q}, Prefetch: 1})
+	s, err := NewServer(context.Background(), ServerConfig{Config: Config{Dial: dialForTests}, Queue: QueueConfig{Name: q}, Prefetch: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +104,7 @@ func TestBlockedReplyKeepsThePrefetch(t *testing.T) {
 func TestCloseWaitsForReplyConfirms(t *testing.T) {
 	for round := range 3 {
 		q := testQueue(t)
-		s, err := NewServer(ServerConfig{Config: Config{Dial: dialForTests, Confirm: true}, Queue: QueueConfig{Name: q}, Prefetch: 64})
+		s, err := NewServer(context.Background(), ServerConfig{Config: Config{Dial: dialForTests, Confirm: true}, Queue: QueueConfig{Name: q}, Prefetch: 64})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +141,7 @@ func TestCloseWaitsForReplyConfirms(t *testing.T) {
 // the channel open: the server never consumes again.
 func TestServerConsumesAgainAfterTheBrokerCancels(t *testing.T) {
 	q := testQueue(t)
-	s, err := NewServer(ServerConfig{Config: Config{Dial: dialForTests, Backoff: Backoff{Min: 50 * time.Millisecond, Max: 100 * time.Millisecond}}, Queue: QueueConfig{Name: q}, Prefetch: 4})
+	s, err := NewServer(context.Background(), ServerConfig{Config: Config{Dial: dialForTests, Backoff: Backoff{Min: 50 * time.Millisecond, Max: 100 * time.Millisecond}}, Queue: QueueConfig{Name: q}, Prefetch: 4})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ type session struct {
 	acks       *acks            // a Server's answered requests, without confirms
 	returns    chan amqp.Return // a Client's returned requests
 	cancels    chan string      // a Server's consumer cancelled by the broker
+	control    *amqp.Channel    // a Server's control channel, nil without (control.go)
 
 	closes    chan *amqp.Error
 	abandoned chan error             // capacity 1: the side gave the session up (Client.Reopen)
@@ -170,6 +171,9 @@ func (s *session) close() {
 			_ = s.conn.CloseDeadline(time.Now().Add(closeTimeout))
 		}
 	} else if s.ch != nil {
+		if s.control != nil {
+			_ = s.control.Close()
+		}
 		s.syncMu.Lock()
 		_ = s.ch.Close()
 		s.syncMu.Unlock()

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -23,6 +24,8 @@ type Config struct {
 	// Confirm puts the channel in confirm mode (see ClientHandler.Confirmed
 	// and Server.Respond).
 	Confirm bool
+	// Backoff spaces the attempts to reconnect after a loss; zero means
+	// 100ms to 10s.
 	Backoff Backoff
 	// OpenTimeout bounds opening a channel and setting it up; 0 means 10s.
 	OpenTimeout time.Duration
@@ -108,6 +111,9 @@ func (sv *supervisor) connect(ctx context.Context) error {
 	s, err := sv.openSession(ctx, 1)
 	if err != nil {
 		sv.cancel()
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w: %w", context.Cause(ctx), err)
+		}
 		return err
 	}
 	sv.cur = s
@@ -200,29 +206,41 @@ func (sv *supervisor) run(s *session) {
 }
 
 // watch drains the session's notifications until it ends or close is
-// called. Every handler it calls returns at once.
+// called. Every handler it calls returns at once. amqp091-go closes every
+// notification channel when the channel closes, after it has sent the
+// reason to closes: a closed one other than closes is dropped from the
+// select, so that the reason is what watch reports.
 func (sv *supervisor) watch(s *session) error {
+	cancels, returns, blocks := s.cancels, s.returns, s.blocks
 	for {
 		select {
 		case <-sv.ctx.Done():
 			return ErrClosed
 		case err := <-s.abandoned:
 			return err
-		case tag := <-s.cancels:
+		case tag, ok := <-cancels:
+			if !ok {
+				cancels = nil
+				continue
+			}
 			return fmt.Errorf("%w: the broker cancelled consumer %q (queue deleted?)", ErrConnectionLost, tag)
-		case r, ok := <-s.returns:
-			if ok {
-				sv.side.returned(&r)
+		case r, ok := <-returns:
+			if !ok {
+				returns = nil
+				continue
 			}
-		case b, ok := <-s.blocks:
-			if ok {
-				var reason *string // nil: unblocked
-				if b.Active {
-					reason = &b.Reason
-				}
-				s.blocked.Store(reason)
-				sv.log.Warn("amqprpc: connection.blocked changed", "blocked", b.Active, "reason", b.Reason)
+			sv.side.returned(&r)
+		case b, ok := <-blocks:
+			if !ok {
+				blocks = nil
+				continue
 			}
+			var reason *string // nil: unblocked
+			if b.Active {
+				reason = &b.Reason
+			}
+			s.blocked.Store(reason)
+			sv.log.Warn("amqprpc: connection.blocked changed", "blocked", b.Active, "reason", b.Reason)
 		case e, ok := <-s.closes:
 			if !ok || e == nil {
 				return fmt.Errorf("%w: channel closed", ErrConnectionLost)

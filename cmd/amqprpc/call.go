@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/amqprpc/amqprpc"
 	"github.com/amqprpc/amqprpc/codec"
@@ -29,12 +30,15 @@ Examples:
   amqprpc call -text rpc_queue '' 30
 `
 
+// callTimeout is call's default -timeout, amqprpc's default call timeout.
+const callTimeout = 30 * time.Second
+
 // runCall is amqprpc call.
 func runCall(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	const cmd = "amqprpc call"
 	fs := newFlagSet("call")
 	var f connectFlags
-	f.register(fs)
+	f.register(fs, callTimeout)
 	text := fs.Bool("text", false, "send the request as text/plain instead of application/json")
 	if code, done := parse(fs, callHelp, args, stdout, stderr); done {
 		return code

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,12 +10,12 @@ import (
 	"strings"
 	"time"
 
-	amqp "github.com/rabbitmq/amqp091-go"
+	"github.com/amqprpc/amqprpc/conform"
 )
 
 const conformHelp = `Usage:
   amqprpc conform server [flags] QUEUE   check the server on QUEUE against the protocol
-  amqprpc conform client [flags] QUEUE   serve QUEUE with edge cases, for a client to call
+  amqprpc conform client [flags] QUEUE   check a client, which runs the client flow on QUEUE
 
 Both sides of docs/PROTOCOL.md, for implementations in any language. The
 server on QUEUE serves the conformance service of PROTOCOL.md §9. Run
@@ -57,6 +56,9 @@ once. The expired-not-run check fills the server's prefetch with Sleep
 calls, so -prefetch must be the server's prefetch (basic.qos). The run
 takes a few seconds; nothing but the checker should call the server.
 
+With -control it also checks the control protocol (PROTOCOL.md §13: PING,
+INFO and STATS), which a server may or may not take part in.
+
 Example:
   go run ./examples/conformance -queue conformance &
   amqprpc conform server conformance
@@ -77,6 +79,7 @@ func runConformServer(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "how long to wait for each reply")
 	prefetch := fs.Int("prefetch", 10, "the server's prefetch: how many requests it holds unacknowledged at once")
 	runRE := fs.String("run", "", "run only the checks whose names match this `regexp`")
+	control := fs.Bool("control", false, "also check the control protocol (PROTOCOL.md §13)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			printHelpWith(fs, conformServerHelp, conformExitHelp, stdout)
@@ -102,123 +105,37 @@ func runConformServer(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 
-	k, err := newChecker(url, queue, f.timeout, *prefetch)
+	opts := conform.ServerOptions{
+		Timeout:  f.timeout,
+		Prefetch: *prefetch,
+		Control:  *control,
+		Started: func() {
+			fmt.Fprintf(stdout, "checking the server on queue %q against docs/PROTOCOL.md version %s (prefetch %d)\n", queue, conform.ProtocolVersion, *prefetch)
+		},
+		Checked: func(r conform.Result) { printResult(stdout, r) },
+	}
+	if re != nil {
+		opts.Run = re.MatchString
+	}
+	report, err := conform.CheckServer(context.Background(), url, queue, opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %s\n", cmd, withoutPassword(err.Error(), url))
 		return exitTransit
 	}
-	defer k.close()
-	fmt.Fprintf(stdout, "checking the server on queue %q against docs/PROTOCOL.md version %s (prefetch %d)\n", queue, protocolVersion, *prefetch)
-	passed, failed := runChecks(k, re, stdout)
-	fmt.Fprintf(stdout, "%d passed, %d failed\n", passed, failed)
-	if failed > 0 || passed == 0 {
+	fmt.Fprintf(stdout, "%d passed, %d failed\n", report.Passed(), len(report.Failures()))
+	if !report.OK() {
 		return exitFailed
 	}
 	return exitOK
 }
 
-// runChecks runs the checks whose names re matches (all of them when re
-// is nil), in order, prints a PASS or FAIL line for each to stdout, and
-// counts them.
-func runChecks(k *checker, re *regexp.Regexp, stdout io.Writer) (passed, failed int) {
-	for _, c := range conformChecks {
-		if re != nil && !re.MatchString(c.name) {
-			continue
-		}
-		if err := c.run(k); err != nil {
-			failed++
-			fmt.Fprintf(stdout, "FAIL  %-24s %-6s %s: %s\n", c.name, c.sections, c.what, oneLine(err.Error()))
-			continue
-		}
-		passed++
-		fmt.Fprintf(stdout, "PASS  %-24s %-6s %s\n", c.name, c.sections, c.what)
+// printResult prints a PASS or FAIL line for one check.
+func printResult(stdout io.Writer, r conform.Result) {
+	if r.Err != nil {
+		fmt.Fprintf(stdout, "FAIL  %-24s %-6s %s: %s\n", r.Name, r.Sections, r.What, oneLine(r.Err.Error()))
+		return
 	}
-	return passed, failed
-}
-
-// protocolVersion is the version of docs/PROTOCOL.md the checks check.
-const protocolVersion = "1.0"
-
-// checker holds what the checks share: one connection, a caller with a
-// private reply queue and one with direct reply-to.
-type checker struct {
-	url, queue string
-	timeout    time.Duration
-	prefetch   int
-	token      string // unique to this run: Record tokens and correlation ids
-	conn       *amqp.Connection
-	private    *caller
-	direct     *caller
-}
-
-// newChecker connects and checks that something consumes queue.
-func newChecker(url, queue string, timeout time.Duration, prefetch int) (*checker, error) {
-	conn, err := amqp.DialConfig(url, amqp.Config{
-		Dial:       amqp.DefaultDial(10 * time.Second),
-		Properties: amqp.Table{"connection_name": "amqprpc conform server"},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("cannot connect to the broker: %w", err)
-	}
-	k := &checker{url: url, queue: queue, timeout: timeout, prefetch: prefetch, conn: conn,
-		token: "conform-" + strings.ToLower(rand.Text()[:10])}
-	ok := false
-	defer func() {
-		if !ok {
-			k.close()
-		}
-	}()
-	q, err := inspectOn(conn, queue)
-	switch {
-	case err != nil:
-		return nil, err
-	case !q.exists:
-		return nil, fmt.Errorf("no queue %q on the broker; start the server to check, or check the name", queue)
-	case q.consumers == 0:
-		return nil, fmt.Errorf("nothing consumes queue %q; start the server to check", queue)
-	case q.messages > 0:
-		return nil, fmt.Errorf("queue %q holds %d requests already; the checks need it empty and the server idle", queue, q.messages)
-	}
-	if k.private, err = newCaller(conn, queue, k.token+"-p", false); err != nil {
-		return nil, err
-	}
-	if k.direct, err = newCaller(conn, queue, k.token+"-d", true); err != nil {
-		return nil, err
-	}
-	ok = true
-	return k, nil
-}
-
-func (k *checker) close() {
-	if k.private != nil {
-		k.private.close()
-	}
-	if k.direct != nil {
-		k.direct.close()
-	}
-	k.conn.Close()
-}
-
-// inspectOn asks the broker about queue on a channel of its own.
-func inspectOn(conn *amqp.Connection, queue string) (queueState, error) {
-	ch, err := conn.Channel()
-	if err != nil {
-		return queueState{}, err
-	}
-	defer ch.Close()
-	q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
-	var ae *amqp.Error
-	switch {
-	case errors.As(err, &ae) && ae.Code == amqp.NotFound:
-		return queueState{}, nil
-	case err != nil:
-		return queueState{}, err
-	}
-	return queueState{exists: true, consumers: q.Consumers, messages: q.Messages}, nil
-}
-
-func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), d)
+	fmt.Fprintf(stdout, "PASS  %-24s %-6s %s\n", r.Name, r.Sections, r.What)
 }
 
 // oneLine keeps a message on one line.

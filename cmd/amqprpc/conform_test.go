@@ -4,16 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/amqprpc/amqprpc"
+	"github.com/amqprpc/amqprpc/conform"
 	"github.com/amqprpc/amqprpc/examples/conformance/service"
 	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
@@ -26,7 +24,7 @@ type conformRun struct {
 }
 
 var (
-	checkLine   = regexp.MustCompile(`^(PASS|FAIL)  (\S+) +(§\d(?: §\d)*) +\S`)
+	checkLine   = regexp.MustCompile(`^(PASS|FAIL)  (\S+) +(§\d+(?: §\d+)*) +\S`)
 	summaryLine = regexp.MustCompile(`^(\d+) passed, (\d+) failed$`)
 )
 
@@ -92,8 +90,8 @@ func logOutput(t *testing.T, r conformRun) {
 // allChecks are the names of every check.
 func allChecks() []string {
 	var names []string
-	for _, c := range conformChecks {
-		names = append(names, c.name)
+	for _, c := range conform.Checks() {
+		names = append(names, c.Name)
 	}
 	return names
 }
@@ -107,94 +105,15 @@ func wantAllPass(t *testing.T, r conformRun) {
 	}
 }
 
-// TestConformGoServer: the conformance service served by amqprpc passes,
-// with the default options, with publisher confirms (a request is
-// acknowledged only once its reply is confirmed) and on a quorum queue
-// (where the broker expires requests too).
+// TestConformGoServer: conform server passes amqprpc's own conformance
+// server, and prints a line per check and the summary (the checks and the
+// servers they fail are tested in package conform).
 func TestConformGoServer(t *testing.T) {
 	url := brokertest.URL(t)
-	for _, tt := range []struct {
-		name string
-		opts []amqprpc.ServerOption
-	}{
-		{"defaults", nil},
-		{"confirms", []amqprpc.ServerOption{amqprpc.WithConfirms()}},
-		{"quorum", []amqprpc.ServerOption{amqprpc.WithQuorumQueue()}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			queue := brokertest.Queue(t, url, "conform-go-"+tt.name)
-			srv := brokertest.Serve(t, func(ctx context.Context) error { return service.Serve(ctx, url, queue, tt.opts...) })
-			brokertest.WaitForConsumers(t, url, queue, 1, srv)
-			wantAllPass(t, conformServerRun(t, url, queue))
-		})
-	}
-}
-
-// serveConform runs s on queue until the test ends.
-func serveConform(t *testing.T, s *conformServer, url, queue string) {
-	t.Helper()
-	if s.log == nil {
-		s.log = new(lockedBuffer)
-	}
-	srv := brokertest.Serve(t, func(ctx context.Context) error { return s.serve(ctx, url, queue, nil) })
+	queue := brokertest.Queue(t, url, "conform-go")
+	srv := brokertest.Serve(t, func(ctx context.Context) error { return service.Serve(ctx, url, queue) })
 	brokertest.WaitForConsumers(t, url, queue, 1, srv)
-}
-
-// TestConformClientServerPasses: the edge cases of conform client (stray
-// and repeated replies, answers last first) are all within the protocol,
-// so conform client's server passes conform server, with them or without.
-func TestConformClientServerPasses(t *testing.T) {
-	url := brokertest.URL(t)
-	for _, edges := range []bool{true, false} {
-		t.Run("edges="+strconv.FormatBool(edges), func(t *testing.T) {
-			queue := brokertest.Queue(t, url, "conform-raw")
-			serveConform(t, &conformServer{prefetch: 10, edges: edges}, url, queue)
-			wantAllPass(t, conformServerRun(t, url, queue))
-		})
-	}
-}
-
-// TestConformBrokenServers: a server broken in one way fails exactly the
-// checks that test what is broken.
-func TestConformBrokenServers(t *testing.T) {
-	url := brokertest.URL(t)
-	for _, tt := range []struct {
-		name    string
-		faults  serverFaults
-		timeout string
-		want    []string
-	}{
-		// Nothing is matched to its call: every check fails. A short
-		// reply timeout keeps it quick.
-		{"drop-correlation-id", serverFaults{dropCorrelationID: true}, "500ms", allChecks()},
-		{"cut-correlation-id", serverFaults{cutCorrelationID: true}, "", []string{"correlation-id"}},
-		{"error-in-body", serverFaults{errorInBody: true}, "", []string{
-			"error-reply", "error-text-whole", "error-text-cut", "content-type-unsupported",
-			"unknown-method", "unknown-service", "ill-formed-method", "malformed-body", "mistyped-body"}},
-		{"echo-content-type", serverFaults{echoContentType: true}, "", []string{
-			"content-type-params", "content-type-unsupported", "content-type-absent", "content-type-empty"}},
-		{"cut-inside-character", serverFaults{cutInsideRune: true}, "", []string{"error-text-cut"}},
-		{"no-ping", serverFaults{noPing: true}, "", []string{"ping"}},
-		{"no-default-method", serverFaults{noDefaultMethod: true}, "", []string{"type-absent", "type-empty"}},
-		{"reply-to-on-reply", serverFaults{replyToOnReply: true}, "", []string{"reply-properties"}},
-		{"trailing-newline", serverFaults{trailingNewline: true}, "", []string{"reply-properties"}},
-		{"no-prefetch-limit", serverFaults{takeAll: true}, "", []string{"expired-not-run"}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			queue := brokertest.Queue(t, url, "conform-broken-"+tt.name)
-			serveConform(t, &conformServer{prefetch: 10, edges: true, faults: tt.faults}, url, queue)
-			var flags []string
-			if tt.timeout != "" {
-				flags = []string{"-timeout", tt.timeout}
-			}
-			r := conformServerRun(t, url, queue, flags...)
-			if !slices.Equal(r.failed, tt.want) || r.code != exitFailed {
-				t.Errorf("conform server against a server with %s: exit %d, failed %q; want exit 1, failed %q", tt.name, r.code, r.failed, tt.want)
-				logOutput(t, r)
-			}
-		})
-	}
+	wantAllPass(t, conformServerRun(t, url, queue))
 }
 
 // TestConformServerUsage: what conform server says when it cannot check.
@@ -232,10 +151,29 @@ func TestConformServerUsage(t *testing.T) {
 func TestConformRunFlag(t *testing.T) {
 	url := brokertest.URL(t)
 	queue := brokertest.Queue(t, url, "conform-run")
-	serveConform(t, &conformServer{prefetch: 10}, url, queue)
+	srv := brokertest.Serve(t, func(ctx context.Context) error { return service.Serve(ctx, url, queue) })
+	brokertest.WaitForConsumers(t, url, queue, 1, srv)
 	r := conformServerRun(t, url, queue, "-run", "^(ping|type-.*)$")
 	if want := []string{"type-absent", "type-empty", "ping"}; !slices.Equal(r.passed, want) || len(r.failed) > 0 {
 		t.Errorf("conform server -run: passed %q, failed %q; want passed %q", r.passed, r.failed, want)
+	}
+}
+
+// TestConformControlFlag: -control adds the control protocol's checks,
+// which amqprpc's server passes.
+func TestConformControlFlag(t *testing.T) {
+	url := brokertest.URL(t)
+	queue := brokertest.Queue(t, url, "conform-control")
+	srv := brokertest.Serve(t, func(ctx context.Context) error { return service.Serve(ctx, url, queue) })
+	brokertest.WaitForConsumers(t, url, queue, 1, srv)
+	r := conformServerRun(t, url, queue, "-control", "-run", "^control-")
+	var want []string
+	for _, c := range conform.ControlChecks() {
+		want = append(want, c.Name)
+	}
+	if !slices.Equal(r.passed, want) || len(r.failed) > 0 || len(want) == 0 {
+		t.Errorf("conform server -control: passed %q, failed %q; want passed %q", r.passed, r.failed, want)
+		logOutput(t, r)
 	}
 }
 
@@ -246,7 +184,7 @@ func TestConformHelp(t *testing.T) {
 		want []string
 	}{
 		{[]string{"conform", "-h"}, []string{"Usage:", "amqprpc conform server [flags] QUEUE", "amqprpc conform client [flags] QUEUE"}},
-		{[]string{"conform", "server", "-h"}, []string{"Usage:", "Example:", "-prefetch", "-timeout", "-run", "Exit status: 0 every check passed"}},
+		{[]string{"conform", "server", "-h"}, []string{"Usage:", "Example:", "-prefetch", "-timeout", "-run", "-control", "Exit status: 0 every check passed"}},
 		{[]string{"conform", "client", "-h"}, []string{"Usage:", "Example:", "-prefetch", "-for", "stray reply"}},
 	} {
 		r := cli(t, "", nil, tt.args...)
@@ -256,42 +194,4 @@ func TestConformHelp(t *testing.T) {
 			}
 		}
 	}
-}
-
-// TestConformChecksDocumented: docs/PROTOCOL.md §9 lists every check of
-// conform server, with the sections it tests, in order.
-func TestConformChecksDocumented(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/PROTOCOL.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	row := regexp.MustCompile("(?m)^\\| `([a-z-]+)` \\| (§\\d(?:, §\\d)*) \\|")
-	var got, want []string
-	for _, m := range row.FindAllStringSubmatch(string(doc), -1) {
-		got = append(got, m[1]+" "+strings.ReplaceAll(m[2], ",", ""))
-	}
-	for _, c := range conformChecks {
-		want = append(want, c.name+" "+c.sections)
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("docs/PROTOCOL.md lists the checks\n%q\nwant, as conform server runs them,\n%q", got, want)
-	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for a conformServer's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -10,37 +10,42 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/amqprpc/amqprpc/conform"
 )
 
 const conformClientHelp = `Usage: amqprpc conform client [flags] QUEUE
 
-Serves the conformance service of docs/PROTOCOL.md §9 on QUEUE, with the
-edge cases a client must cope with, so that a client in any language can
-run its calls against it:
+Checks a client in any language against docs/PROTOCOL.md: it serves the
+conformance service of §9 on QUEUE, with the edge cases a client must cope
+with, while the client runs the client flow of §9 against it:
 
-  - before each reply, a stray reply to the same reply_to with a
-    correlation_id no call has (as a late reply to a call that timed out
-    would be), holding a value the client must not take;
-  - after each reply, the same reply again (as after a redelivery, §6);
-  - requests that arrive together are answered last first (replies out of
-    order);
-  - Conformance.Fail answers with an error reply (x-rpc-error);
-  - Conformance.Sleep answers after the time it is given (a delayed reply).
+  - the client calls Conformance.Echo with the name of each step (plain,
+    content-type-absent, content-type-empty, extra-properties, error,
+    error-with-body, error-empty, delayed), and gets a reply of the shape
+    the step names; then concurrent-0 to concurrent-19, all at once;
+  - after each call it sends back what it got with Conformance.Record:
+    "<step> ok <result>", or "<step> error <error text>";
+  - at the end it records "done".
+
+Every reply comes after a stray reply to the same reply_to, with a
+correlation_id no call has, and is sent twice (as after a redelivery, §6);
+requests that arrive together are answered last first.
 
 It declares QUEUE (durable and auto-delete: the broker deletes it once
-this command stops), prints one line per request, and runs until it is
-interrupted or -for has passed. A client should get exactly the results
-PROTOCOL.md §9 gives for each call, and see the stray and repeated replies
-only as replies to no call of its own.
+this command stops), prints one line per request, and once the client has
+recorded "done" (or it is interrupted, or -for has passed) one line per
+check, PASS or FAIL, then "N passed, M failed".
 
 Example:
   amqprpc conform client conformance &
-  python3 examples/interop/python/client.py --conformance --queue conformance
+  /usr/bin/python3 examples/interop/python/client.py --conformance --queue conformance
 `
 
 const conformClientExitHelp = `
-Exit status: 0 served until interrupted or -for passed; 2 usage error; 3
-could not serve (no broker, queue declared otherwise).
+Exit status: 0 the client passed every check; 1 a check failed (or the
+client did not finish the flow); 2 usage error; 3 could not serve (no
+broker, queue declared otherwise).
 `
 
 // runConformClient is amqprpc conform client.
@@ -76,15 +81,22 @@ func runConformClient(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, *forTime)
 		defer cancel()
 	}
-	s := &conformServer{prefetch: *prefetch, edges: true, log: stdout}
 	ready := func() {
-		fmt.Fprintf(stdout, "serving the conformance service on queue %q with edge cases (prefetch %d); Ctrl-C to stop\n", queue, *prefetch)
+		fmt.Fprintf(stdout, "serving the conformance service on queue %q with edge cases (prefetch %d), for a client to run the client flow of docs/PROTOCOL.md version %s\n", queue, *prefetch, conform.ProtocolVersion)
 	}
-	if err := s.serve(ctx, url, queue, ready); err != nil {
+	report, err := conform.ServeClient(ctx, url, queue, conform.ClientOptions{Prefetch: *prefetch, Log: stdout, Ready: ready})
+	if err != nil {
 		fmt.Fprintf(stderr, "%s: %s\n", cmd, withoutPassword(err.Error(), url))
 		return exitTransit
 	}
 	fmt.Fprintf(stdout, "stopped: answered %s, with %d stray and %d repeated replies\n",
-		plural(int(s.answered.Load()), "request"), s.strays.Load(), s.repeats.Load())
+		plural(report.Answered, "request"), report.Strays, report.Repeats)
+	for _, r := range report.Results {
+		printResult(stdout, r)
+	}
+	fmt.Fprintf(stdout, "%d passed, %d failed\n", report.Passed(), len(report.Failures()))
+	if !report.OK() {
+		return exitFailed
+	}
 	return exitOK
 }

@@ -62,7 +62,7 @@ func failure(cmd, method string, err error) (int, string) {
 	case errors.Is(cause, amqprpc.ErrNoQueue):
 		return line(exitTransit, "is the service's server running? queue names are case-sensitive")
 	case errors.Is(cause, amqprpc.ErrTimeout):
-		return line(exitTransit, "is a server consuming the queue (amqprpc ping QUEUE)? a slow method needs a longer -timeout")
+		return line(exitTransit, "is a server consuming the queue? a slow method needs a longer -timeout (amqprpc ping QUEUE tells whether an amqprpc server answers; a server that is not one may crash on a ping)")
 	case strings.Contains(text, "ACCESS_REFUSED"):
 		return line(exitTransit, "the broker user may not publish to the default exchange or read its reply queue")
 	}

@@ -26,11 +26,12 @@ type connectFlags struct {
 	direct  bool
 }
 
-func (f *connectFlags) register(fs *flag.FlagSet) {
+// register adds the flags to fs, with timeout as -timeout's default.
+func (f *connectFlags) register(fs *flag.FlagSet, timeout time.Duration) {
 	// The default is resolved later, so that -h never prints a password
 	// from $AMQP_URL.
 	fs.StringVar(&f.url, "url", "", "broker `URL` (default $AMQP_URL, else "+defaultURL+")")
-	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long to wait for the reply (connecting gives up after 10s)")
+	fs.DurationVar(&f.timeout, "timeout", timeout, "how long to wait for the reply, and the request's expiration:\nhow long it may wait in the queue (connecting gives up after 10s)")
 	fs.BoolVar(&f.direct, "direct", false, "receive the reply through direct reply-to (amq.rabbitmq.reply-to)\ninstead of a private reply queue")
 }
 

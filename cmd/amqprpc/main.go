@@ -3,6 +3,9 @@
 //
 //	amqprpc call [flags] QUEUE SERVICE.METHOD [JSON]
 //	amqprpc ping [flags] QUEUE
+//	amqprpc ls [flags]
+//	amqprpc info [flags] QUEUE
+//	amqprpc stats [flags] QUEUE
 //	amqprpc conform server [flags] QUEUE
 //	amqprpc conform client [flags] QUEUE
 //
@@ -11,15 +14,25 @@
 // queue exists, how many servers consume it and how many requests wait in
 // it, and times a no-op request that an amqprpc server answers itself.
 //
+// ls, info and stats ask server instances about themselves through the
+// control protocol (docs/PROTOCOL.md §13): ls lists the services on the
+// broker with their instances and versions, info lists the instances of
+// one service (host, pid, uptime, calls in flight), and stats shows per
+// instance and method the calls, errors, processing time and last error.
+// With -json they print JSON; their exit status is 0 when an instance
+// answered, 1 when none did.
+//
 // Exit status: 0 a reply; 1 the server answered with an error; 2 a usage
 // error; 3 the call failed on the way (no broker, no such queue, access
 // refused, no reply within -timeout).
 //
-// conform checks implementations of docs/PROTOCOL.md in any language:
-// conform server checks the server on a queue, which serves the
-// conformance service of PROTOCOL.md §9, and exits 0 only if every check
-// passes; conform client serves that service with the edge cases a client
-// must cope with, for a client to run its calls against.
+// conform checks implementations of docs/PROTOCOL.md in any language
+// (package github.com/amqprpc/amqprpc/conform): conform server checks the
+// server on a queue, which serves the conformance service of PROTOCOL.md
+// §9, and exits 0 only if every check passes; conform client serves that
+// service with the edge cases a client must cope with while a client runs
+// the client flow of §9, and exits 0 only if the client passes every
+// check.
 //
 // Install it with
 //
@@ -45,14 +58,18 @@ const usage = `amqprpc calls net/rpc services served over RabbitMQ with amqprpc.
 Usage:
   amqprpc call [flags] QUEUE SERVICE.METHOD [JSON]   call a method, print the reply as JSON
   amqprpc ping [flags] QUEUE                         check that a server answers on QUEUE
+  amqprpc ls [flags]                                 list the services and their instances
+  amqprpc info [flags] QUEUE                         list the instances that serve QUEUE
+  amqprpc stats [flags] QUEUE                        calls, errors and times per instance and method
   amqprpc conform server [flags] QUEUE               check a server in any language against the protocol
-  amqprpc conform client [flags] QUEUE               serve QUEUE with edge cases for a client to call
+  amqprpc conform client [flags] QUEUE               check a client in any language against the protocol
 
-Run amqprpc call -h, amqprpc ping -h or amqprpc conform -h for the flags and examples.
+Run amqprpc COMMAND -h (call, ping, ls, info, stats, conform) for the flags and examples.
 The broker URL comes from -url, else $AMQP_URL, else amqp://guest:guest@localhost:5672/.
 
 Exit status: 0 a reply, 1 the server answered with an error, 2 usage error,
 3 failed on the way (no broker, no such queue, access refused, timeout).
+For ls, info and stats: 0 an instance answered, 1 none did.
 `
 
 func main() {
@@ -80,12 +97,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runCall(args[1:], stdin, stdout, stderr)
 	case "ping":
 		return runPing(args[1:], stdout, stderr)
+	case "ls":
+		return lsCommand.run(args[1:], stdout, stderr)
+	case "info":
+		return infoCommand.run(args[1:], stdout, stderr)
+	case "stats":
+		return statsCommand.run(args[1:], stdout, stderr)
 	case "conform":
 		return runConform(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "amqprpc: unknown command %q (want call, ping or conform; run amqprpc -h)\n", args[0])
+	fmt.Fprintf(stderr, "amqprpc: unknown command %q (want call, ping, ls, info, stats or conform; run amqprpc -h)\n", args[0])
 	return exitUsage
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -26,23 +25,7 @@ import (
 
 // TestMain fails the run when the tests leave goroutines behind: a command
 // must release its connection and client.
-func TestMain(m *testing.M) {
-	before := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 {
-		for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > before; {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				fmt.Fprintf(os.Stderr, "goroutines leaked: %d before the tests, %d after\n%s\n",
-					before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-				code = 1
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { brokertest.Main(m) }
 
 // result is what one run of the command did.
 type result struct {

@@ -22,16 +22,25 @@ how many requests wait in it, and then times a round trip: a no-op request
 (type amqprpc.ping) that an amqprpc server answers in its codec, without
 running any method.
 
+Ping only amqprpc servers. A server that is not one (a RabbitMQ tutorial
+server, say) may answer with an error, not answer, or crash on the ping; the
+ping expires in the queue after -timeout (5s), so that a restarted server
+does not meet it again.
+
 Example:
   amqprpc ping arith
 `
+
+// pingTimeout is ping's default -timeout, and so its expiration: short, so
+// that a ping nothing answers leaves the queue soon.
+const pingTimeout = 5 * time.Second
 
 // runPing is amqprpc ping.
 func runPing(args []string, stdout, stderr io.Writer) int {
 	const cmd = "amqprpc ping"
 	fs := newFlagSet("ping")
 	var f connectFlags
-	f.register(fs)
+	f.register(fs, pingTimeout)
 	if code, done := parse(fs, pingHelp, args, stdout, stderr); done {
 		return code
 	}
@@ -65,15 +74,25 @@ func runPing(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 
+	return pingOnce(cmd, client, f.timeout, queue, stdout, stderr)
+}
+
+// pingOnce sends the ping and says what came back.
+func pingOnce(cmd string, client *rpc.Client, timeout time.Duration, queue string, stdout, stderr io.Writer) int {
 	start := time.Now()
 	var pong string
-	err = client.Call(amqprpc.PingType, "ping", &pong)
+	err := client.Call(amqprpc.PingType, "ping", &pong)
 	rtt := time.Since(start).Round(time.Microsecond)
 	var se rpc.ServerError
 	switch {
 	case err == nil:
 		fmt.Fprintf(stdout, "ping: an amqprpc server answered in %v\n", rtt)
 		return exitOK
+	case errors.Is(amqprpc.Cause(err), amqprpc.ErrTimeout):
+		fmt.Fprintf(stderr, "%s: no reply within %v, and the ping expires in the queue then; "+
+			"something consumes %q, but an amqprpc server answers a ping at once: a server that is not one may ignore it, or crash on it\n",
+			cmd, timeout, queue)
+		return exitTransit
 	case errors.As(err, &se) && amqprpc.Cause(err) == err:
 		fmt.Fprintf(stderr, "%s: a server answered in %v, but with the error %q: it is not an amqprpc server, or one older than ping\n", cmd, rtt, string(se))
 		return exitFailed
@@ -99,7 +118,20 @@ func inspect(url, queue string) (queueState, error) {
 		return queueState{}, errors.New(withoutPassword(err.Error(), url))
 	}
 	defer conn.Close()
-	return inspectOn(conn, queue)
+	ch, err := conn.Channel()
+	if err != nil {
+		return queueState{}, err
+	}
+	defer ch.Close()
+	q, err := ch.QueueDeclarePassive(queue, false, false, false, false, nil)
+	var ae *amqp.Error
+	switch {
+	case errors.As(err, &ae) && ae.Code == amqp.NotFound:
+		return queueState{}, nil
+	case err != nil:
+		return queueState{}, err
+	}
+	return queueState{exists: true, consumers: q.Consumers, messages: q.Messages}, nil
 }
 
 // withoutPassword replaces the password of rawURL wherever it occurs in

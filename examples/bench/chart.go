@@ -119,9 +119,10 @@ func writeGrid(path string, panels []*plot.Plot, cols int) error {
 }
 
 // style gives each family a colour (TCP grey, amqprpc gob blue, amqprpc
-// JSON green, JSON floor red, echo floor orange) and each variant a dash
-// (direct reply-to and gob over TCP solid, private reply queue and JSON over
-// TCP dashed).
+// JSON green, JSON floor red, echo floor orange, no-ack floor brown, gob
+// floor pink, the peer purple) and each variant a dash (direct reply-to,
+// gob over TCP and the peer's fast mode solid; private reply queue, JSON
+// over TCP and the peer's defaults dashed).
 func style(name string, line *plotter.Line, dots *plotter.Scatter) {
 	c := color.RGBA{A: 255}
 	shape := draw.GlyphDrawer(draw.CircleGlyph{})
@@ -137,12 +138,21 @@ func style(name string, line *plotter.Line, dots *plotter.Scatter) {
 	case strings.HasPrefix(name, "floor-json"):
 		c = color.RGBA{R: 210, G: 40, B: 40, A: 255}
 		shape = draw.CrossGlyph{}
+	case name == "floor-echo-noack":
+		c = color.RGBA{R: 130, G: 70, B: 20, A: 255}
+		shape = draw.PlusGlyph{}
+	case strings.HasPrefix(name, "floor-gob"):
+		c = color.RGBA{R: 220, G: 80, B: 160, A: 255}
+		shape = draw.CrossGlyph{}
+	case strings.HasPrefix(name, "peer"):
+		c = color.RGBA{R: 120, G: 40, B: 170, A: 255}
+		shape = draw.RingGlyph{}
 	case strings.HasPrefix(name, "floor-echo"):
 		c = color.RGBA{R: 235, G: 140, B: 0, A: 255}
 		shape = draw.PlusGlyph{}
 	}
 	line.Color, line.Width = c, vg.Points(1.6)
-	if strings.HasSuffix(name, "private") || name == "tcp-json" {
+	if strings.HasSuffix(name, "private") || name == "tcp-json" || name == "peer-default" {
 		line.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
 	}
 	dots.Color, dots.Shape, dots.Radius = c, shape, vg.Points(3)

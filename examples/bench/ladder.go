@@ -31,10 +31,10 @@ type rung struct {
 	s    series
 }
 
-// ladder is the cost ladder: the echo floor, then one thing added at a
-// time, up to amqprpc with confirms; then side steps that acknowledge in
-// runs. All use the small payload and a private reply queue.
-func ladder() []*rung {
+// wireSteps are the echo floor's options from the bare floor up to
+// amqprpc's wire (its properties and queue), one thing added at a time:
+// echo, durable, mandatory, expiration, message-id, type.
+func wireSteps() []floor.EchoOptions {
 	echo := floor.EchoOptions{}
 	durable := echo
 	durable.DurableQueue = true
@@ -46,8 +46,29 @@ func ladder() []*rung {
 	messageID.MessageID = true
 	typed := messageID
 	typed.Type, typed.ContentType = small.method, codec.GobContentType
-	echoRuns, typedRuns := echo, typed
-	echoRuns.AckRun, typedRuns.AckRun = ladderAckRun, ladderAckRun
+	return []floor.EchoOptions{echo, durable, mandatory, expires, messageID, typed}
+}
+
+// sameAsAmqprpc is the floor closest to amqprpc with defaults: its wire,
+// and acknowledgements in runs as its server makes them (used with gob
+// both ways, it is the ladder's step 11).
+func sameAsAmqprpc() floor.EchoOptions {
+	w := wireSteps()
+	o := w[len(w)-1]
+	o.AckRun = ladderAckRun
+	return o
+}
+
+// ladder is the cost ladder: the echo floor, then one thing added at a
+// time, up to amqprpc with confirms; then side steps that acknowledge in
+// runs. All use the small payload and a private reply queue.
+func ladder() []*rung {
+	w := wireSteps()
+	echo, durable, mandatory, expires, messageID, typed := w[0], w[1], w[2], w[3], w[4], w[5]
+	echoRuns, typedRuns := echo, sameAsAmqprpc()
+	echoRuns.AckRun = ladderAckRun
+	echoOneWrite, typedRunsOneWrite := echo, typedRuns
+	echoOneWrite.Coalesce, typedRunsOneWrite.Coalesce = ladderAckRun, ladderAckRun
 	step := func(base int, name, about string, start func(string, string) (caller, func(), error)) *rung {
 		return &rung{transport: transport{name: name, about: about, start: start}, base: base}
 	}
@@ -64,6 +85,11 @@ func ladder() []*rung {
 		step(7, "confirms", "+ publisher confirms (`WithConfirms`, both sides)", amqpStart(codec.Gob, false, amqprpc.WithConfirms())),
 		step(0, "echo-runs", "echo floor acknowledging in runs (multiple=true)", echoStart(echoRuns, false)),
 		step(6, "gob-runs", "gob floor (step 7) acknowledging in runs (multiple=true)", echoStart(typedRuns, true)),
+		step(0, "echo-one-write", "echo floor whose server writes its replies and their acks in one TCP write while requests wait (up to "+
+			strconv.Itoa(ladderAckRun)+")", echoStart(echoOneWrite, false)),
+		step(10, "gob-runs-one-write", "gob floor acknowledging in runs (step 11), each run's replies and ack in one TCP write", echoStart(typedRunsOneWrite, true)),
+		step(7, "no-control", "amqprpc (step 8) with the control protocol off (`WithoutControl`): no per-method counters, no control queue; its Δ is minus what the protocol costs",
+			amqpStartServer(codec.Gob, false, []amqprpc.ServerOption{amqprpc.WithoutControl()})),
 	}
 }
 

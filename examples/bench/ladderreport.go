@@ -15,7 +15,8 @@ func (r *run) ladderReport(p printer) {
 	}
 	p.f("## Cost ladder\n\n")
 	p.f("Bare amqp091-go, starting at the echo floor and adding one thing at a time, up to amqprpc itself; ")
-	p.f("then side steps that acknowledge in runs (`basic.ack` with multiple=true once %d answered requests wait, or as soon as no request is waiting), as amqprpc's server may. ", ladderAckRun)
+	p.f("then side steps that acknowledge in runs (`basic.ack` with multiple=true once %d answered requests wait, or as soon as no request is waiting), as amqprpc's server may, ", ladderAckRun)
+	p.f("and that hold the server's writes while requests wait, so that replies and their acks leave in one TCP write instead of one write per frame set (issue 19's lever; amqprpc does not do it yet). ")
 	p.f("Small payload, private reply queue, prefetch %d, %d callers, each step measured for %v in all, in %d rounds after %v of warm-up each; ",
 		amqprpc.DefaultPrefetch, ladderCallers, r.ladderTime, r.rounds, r.ladderWarmup)
 	p.f("in each round the steps take turns, each round starting one step further on, so that drift hits all alike.\n\n")

@@ -1,14 +1,15 @@
-// Command bench compares amqprpc with net/rpc over TCP loopback and with the
+// Command bench compares amqprpc with net/rpc over TCP loopback, with the
 // simplest correct request/reply written directly on amqp091-go (the
-// floors), in one run against one broker; climbs a cost ladder from the
-// barest floor to amqprpc with confirms; and writes a Markdown report with
-// a throughput chart:
+// floors) and with the peer, github.com/0x4b53/amqp-rpc/v5, in one run
+// against one broker; judges issue 19's targets; climbs a cost ladder from
+// the barest floor to amqprpc with confirms; and writes a Markdown report
+// with a throughput chart:
 //
 //	go run . -out ../../docs/bench.md
 //
-// Every cell runs for a fixed time, so the whole run is bounded (about three
-// and a half minutes with the defaults). It is its own module so that the
-// plotting dependency stays out of the library's go.mod.
+// Every cell runs for a fixed time, so the whole run is bounded (about four
+// minutes with the defaults). It is its own module so that the plotting
+// library and the peer stay out of the library's go.mod.
 package main
 
 import (
@@ -17,6 +18,7 @@ import (
 	"log"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -32,6 +34,7 @@ type config struct {
 	ladderTime   time.Duration // per step of the ladder, all rounds together
 	ladderWarmup time.Duration
 	brokerPID    int
+	only         map[string]bool // the comparison's transports to measure (nil: all)
 }
 
 func parseFlags() config {
@@ -49,7 +52,14 @@ func parseFlags() config {
 	flag.DurationVar(&c.ladderTime, "ladder-d", 3*time.Second, "how long each step of the cost ladder is measured, in all (0: no ladder)")
 	flag.DurationVar(&c.ladderWarmup, "ladder-warmup", 200*time.Millisecond, "calls made before each round of a ladder step is measured")
 	flag.IntVar(&c.brokerPID, "broker-pid", 0, "the broker's process, whose CPU time is read (default: found from the URL's port)")
+	only := flag.String("only", "", "measure only these transports of the comparison, comma-separated (default: all)")
 	flag.Parse()
+	if *only != "" {
+		c.only = map[string]bool{}
+		for _, name := range strings.Split(*only, ",") {
+			c.only[strings.TrimSpace(name)] = true
+		}
+	}
 	least := time.Duration(c.rounds) * time.Millisecond
 	if c.rounds < 1 || c.cellTime < least || (c.ladderTime != 0 && c.ladderTime < least) {
 		log.Fatalf("want -rounds of at least 1, and -d and -ladder-d of at least a millisecond a round")

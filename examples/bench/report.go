@@ -30,6 +30,15 @@ var pairs = []struct{ a, b string }{
 	{"amqp-gob-direct", "tcp-gob"},
 	{"amqp-json-private", "tcp-json"},
 	{"amqp-json-direct", "tcp-json"},
+	{"amqp-gob-private", "floor-echo-noack"},
+	{"amqp-gob-private", "floor-gob-private"},
+	{"amqp-gob-private", "peer-fast"},
+	{"amqp-gob-private", "peer-default"},
+	{"amqp-gob-direct", "floor-echo-noack"},
+	{"amqp-gob-direct", "peer-fast"},
+	{"amqp-gob-direct", "peer-default"},
+	{"amqp-gob-private-memstore", "amqp-gob-private"},
+	{"amqp-gob-private-redisstore", "amqp-gob-private"},
 }
 
 func chartPath(out string) string {
@@ -52,6 +61,7 @@ func (r *run) markdown(chart string) string {
 	p := printer{&b}
 	r.header(p)
 	r.targets(p)
+	r.standing(p)
 	r.ladderReport(p)
 	for _, pl := range plan {
 		r.payloadTable(p, pl.load, pl.callers)
@@ -96,6 +106,14 @@ func (r *run) header(p printer) {
 	p.f("but neither `message_id` nor `expiration`. ")
 	p.f("net/rpc (and so amqprpc) decodes the next request while another goroutine encodes a reply: ")
 	p.f("where the codec dominates (256 KiB), amqprpc can beat the JSON floor.\n\n")
+	p.f("Measured with the small payload only: the **no-ack floor** (`floor-echo-noack`), the echo floor with a server that consumes with auto-ack, ")
+	p.f("the at-most-once bound that no server which acknowledges after its reply can pass; ")
+	p.f("the **gob floor** (`floor-gob-private`), the floor with amqprpc's wire (its queue, properties, gob bodies and acknowledgements in runs), ")
+	p.f("against which amqprpc's own allocations and broker CPU are judged; ")
+	p.f("and the **peer**, [github.com/0x4b53/amqp-rpc/v5](https://pkg.go.dev/github.com/0x4b53/amqp-rpc/v5) %s, ", modVersion(peerModule))
+	p.f("required by this program's go.mod alone, in its defaults and its fast mode, both with its auto-ack server. ")
+	p.f("Its client and its server each use two connections, one to publish and one to consume; its server runs each request in a goroutine of its own. ")
+	p.f("Its calls carry the same gob bodies as amqprpc's; everything else is the peer's own default.\n\n")
 }
 
 // payloadTable is every transport's numbers for one payload.
@@ -111,6 +129,9 @@ func (r *run) payloadTable(p printer, l load, callers []int) {
 	}
 	p.f("--:|--:|--:|--:|\n")
 	for _, t := range r.transports {
+		if t.smallOnly && l.name != small.name {
+			continue
+		}
 		s := r.cell(t.name, l.name, 1).sum
 		p.f("| %s | %s | %s |", t.name, durOr(s.p50, s.measured), durOr(s.p99, s.measured))
 		for _, n := range callers {
@@ -145,6 +166,9 @@ func (r *run) ratioTables(p printer) {
 		p.f("--:|\n")
 		for _, pr := range pairs {
 			sa, sb := r.cell(pr.a, pl.load.name, 1).sum, r.cell(pr.b, pl.load.name, 1).sum
+			if !sb.measured && !r.cell(pr.b, pl.load.name, pl.callers[len(pl.callers)-1]).sum.measured {
+				continue // not measured with this payload
+			}
 			p.f("| %s | %s | %s |", pr.a, pr.b, ratio(sa.p50.Seconds(), sb.p50.Seconds(), sa.measured && sb.measured))
 			for _, n := range pl.callers {
 				ca, cb := r.cell(pr.a, pl.load.name, n).sum, r.cell(pr.b, pl.load.name, n).sum

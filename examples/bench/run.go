@@ -65,12 +65,18 @@ func (r *run) measureCodecs() {
 // machine spreads over all of them rather than hitting one.
 func (r *run) measureComparison() {
 	r.transports = transports()
+	if r.only != nil {
+		r.transports = onlyThese(r.transports, r.only)
+	}
 	startAll(r.url, "amqprpc-bench-", r.transports)
 	slice := r.cellTime / time.Duration(r.rounds)
 	for round := range r.rounds {
 		for _, p := range plan {
 			for _, n := range p.callers {
 				visit(r.transports, round, func(t *transport) {
+					if t.smallOnly && p.load.name != small.name {
+						return
+					}
 					k := key{t.name, p.load.name, n}
 					if r.cells[k] == nil {
 						r.cells[k] = &series{}
@@ -85,6 +91,21 @@ func (r *run) measureComparison() {
 		s.sum.finish()
 	}
 	stopAll(r.transports)
+}
+
+// onlyThese is the transports named in only, in their order; it stops the
+// program if only names one that does not exist.
+func onlyThese(ts []*transport, only map[string]bool) []*transport {
+	var kept []*transport
+	for _, t := range ts {
+		if only[t.name] {
+			kept = append(kept, t)
+		}
+	}
+	if len(kept) < len(only) {
+		log.Fatalf("-only: %d of the %d names are not transports of the comparison", len(only)-len(kept), len(only))
+	}
+	return kept
 }
 
 // startAll starts every transport, each on its own queue.

@@ -29,7 +29,8 @@ type transport struct {
 	about string
 	start func(url, queue string) (caller, func(), error)
 
-	noBroker bool // calls do not go through the broker
+	noBroker  bool // calls do not go through the broker
+	smallOnly bool // measured with the small payload only
 
 	c      caller
 	stop   func()
@@ -50,6 +51,18 @@ func transports() []*transport {
 			start: echoStart(floor.EchoOptions{DirectReplyTo: true}, false)},
 		{name: "floor-echo-private", about: "echo floor on amqp091-go (bytes echoed, nothing decoded), private reply queue",
 			start: echoStart(floor.EchoOptions{}, false)},
+		{name: "floor-echo-noack", about: "echo floor whose server consumes with auto-ack and never acknowledges (the at-most-once bound), private reply queue",
+			start: echoStart(floor.EchoOptions{AutoAck: true}, false), smallOnly: true},
+		{name: "floor-gob-private", about: "gob floor with amqprpc's wire: the echo floor + durable queue, `mandatory`, `expiration`, `message_id`, `type`, `content_type`, gob both ways, acks in runs (the ladder's step 11)",
+			start: echoStart(sameAsAmqprpc(), true), smallOnly: true},
+		{name: "peer-fast", about: "github.com/0x4b53/amqp-rpc/v5 " + modVersion(peerModule) + ", fast mode: classic non-durable auto-delete queue, no confirms, auto-ack server; gob both ways",
+			start: peerStart(peerFast), smallOnly: true},
+		{name: "peer-default", about: "the same peer with its defaults: quorum queue, publisher confirms, auto-ack server; gob both ways",
+			start: peerStart(peerDefaults), smallOnly: true},
+		{name: "amqp-gob-private-memstore", about: "amqprpc defaults with a reply store in memory (WithReplyStore, NewMemoryStore)",
+			start: storeStart(memoryStore), smallOnly: true},
+		{name: "amqp-gob-private-redisstore", about: "amqprpc defaults with a reply store on Redis (WithReplyStore, redisstore)",
+			start: storeStart(redisStore), smallOnly: true},
 	}
 }
 
@@ -102,6 +115,11 @@ func tcpStart(useJSON bool) func(string, string) (caller, func(), error) {
 // amqprpc.Dial, both with default options but the encoding, the reply mode
 // and the options for both sides in both.
 func amqpStart(enc codec.Encoding, directReplyTo bool, both ...amqprpc.Option) func(string, string) (caller, func(), error) {
+	return amqpStartServer(enc, directReplyTo, nil, both...)
+}
+
+// amqpStartServer is amqpStart with server options besides.
+func amqpStartServer(enc codec.Encoding, directReplyTo bool, server []amqprpc.ServerOption, both ...amqprpc.Option) func(string, string) (caller, func(), error) {
 	return func(url, queue string) (caller, func(), error) {
 		srv := rpc.NewServer()
 		if err := srv.RegisterName("Bench", Service{}); err != nil {
@@ -109,7 +127,7 @@ func amqpStart(enc codec.Encoding, directReplyTo bool, both ...amqprpc.Option) f
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		var serverOpts []amqprpc.ServerOption
+		serverOpts := append([]amqprpc.ServerOption(nil), server...)
 		for _, o := range both {
 			serverOpts = append(serverOpts, o)
 		}
@@ -162,9 +180,9 @@ func floorStart(directReplyTo bool) func(string, string) (caller, func(), error)
 	}
 }
 
-// waitForConsumer waits up to 10s until queue has a consumer, or Serve
-// returns.
-func waitForConsumer(url, queue string, serveDone <-chan error) error {
+// waitForConsumer waits up to 10s until queue has a consumer, or its
+// server reports a failure (or returns) on failed.
+func waitForConsumer(url, queue string, failed <-chan error) error {
 	conn, err := amqp.Dial(url)
 	if err != nil {
 		return err
@@ -172,8 +190,8 @@ func waitForConsumer(url, queue string, serveDone <-chan error) error {
 	defer conn.Close()
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		select {
-		case err := <-serveDone:
-			return fmt.Errorf("Serve(%q) returned at once: %v", queue, err)
+		case err := <-failed:
+			return fmt.Errorf("the server of %q failed at once: %v", queue, err)
 		default:
 		}
 		// A passive declare of a missing queue closes the channel: use a

@@ -42,6 +42,18 @@ type EchoOptions struct {
 	// DirectReplyTo takes replies through amq.rabbitmq.reply-to instead of
 	// a private exclusive server-named reply queue.
 	DirectReplyTo bool
+	// Coalesce, above 0, holds the server's writes while requests are
+	// waiting and sends them in one TCP write once no request is waiting or
+	// Coalesce requests were answered: each reply and acknowledgement is
+	// still written in order, replies before the acknowledgements that
+	// cover them, but amqp091-go's flush after every frame no longer costs
+	// a write each. 0 writes as amqp091-go flushes.
+	Coalesce int
+	// AutoAck consumes requests with no-ack: the broker forgets a request
+	// as soon as it delivers it, so nothing is acknowledged, a request is
+	// lost if the server dies holding it, and Prefetch bounds nothing. It
+	// is the at-most-once bound, not a way to serve; AckRun is ignored.
+	AutoAck bool
 }
 
 // EchoHandler turns a request body into a reply body.
@@ -50,16 +62,24 @@ type EchoHandler func(body []byte) ([]byte, error)
 // EchoServer answers requests from one queue in one goroutine.
 type EchoServer struct {
 	conn *amqp.Connection
+	cork *corkConn // nil unless EchoOptions.Coalesce
 	done chan struct{}
 }
 
-// ServeEcho declares queue, consumes it with manual acknowledgements and
-// answers each request with handle(body), or with the body itself when
-// handle is nil; it acknowledges a request after publishing its reply. It
-// returns once it consumes. An exclusive queue lives as long as the
-// server's connection.
+// ServeEcho declares queue, consumes it with manual acknowledgements (unless
+// o.AutoAck) and answers each request with handle(body), or with the body
+// itself when handle is nil; it acknowledges a request after publishing its
+// reply. It returns once it consumes. An exclusive queue lives as long as
+// the server's connection.
 func ServeEcho(url, queue string, o EchoOptions, handle EchoHandler) (*EchoServer, error) {
-	conn, err := amqp.Dial(url)
+	var conn *amqp.Connection
+	var cc *corkConn
+	var err error
+	if o.Coalesce > 0 {
+		conn, cc, err = dialCorkable(url)
+	} else {
+		conn, err = amqp.Dial(url)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -72,28 +92,34 @@ func ServeEcho(url, queue string, o EchoOptions, handle EchoHandler) (*EchoServe
 	}
 	var deliveries <-chan amqp.Delivery
 	if err == nil {
-		deliveries, err = ch.Consume(queue, "", false, false, false, false, nil)
+		deliveries, err = ch.Consume(queue, "", o.AutoAck, false, false, false, nil)
 	}
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
-	s := &EchoServer{conn: conn, done: make(chan struct{})}
+	s := &EchoServer{conn: conn, cork: cc, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
-		serveEcho(ch, deliveries, o, handle)
+		serveEcho(ch, deliveries, o, handle, cc)
 	}()
 	return s, nil
 }
 
-// serveEcho is the server's one goroutine.
-func serveEcho(ch *amqp.Channel, deliveries <-chan amqp.Delivery, o EchoOptions, handle EchoHandler) {
+// serveEcho is the server's one goroutine; cc is nil unless o.Coalesce.
+func serveEcho(ch *amqp.Channel, deliveries <-chan amqp.Delivery, o EchoOptions, handle EchoHandler, cc *corkConn) {
 	var last uint64 // the newest answered request not yet acknowledged
-	unacked := 0
+	unacked, held := 0, 0
 	ack := func() {
 		if unacked > 0 {
 			_ = ch.Ack(last, true)
 			unacked = 0
+		}
+	}
+	write := func() { // send what the cork holds, in one write
+		if held > 0 {
+			_ = cc.uncork() // a failed write closes the connection, and so deliveries
+			held = 0
 		}
 	}
 	for {
@@ -101,38 +127,58 @@ func serveEcho(ch *amqp.Channel, deliveries <-chan amqp.Delivery, o EchoOptions,
 		var ok bool
 		select {
 		case d, ok = <-deliveries:
-		default: // nothing waiting: acknowledge the run before blocking
+		default: // nothing waiting: acknowledge the run (and write it) before blocking
 			ack()
+			write()
 			d, ok = <-deliveries
 		}
 		if !ok {
 			return // the channel is closing; the broker requeues the rest
 		}
-		reply := amqp.Publishing{CorrelationId: d.CorrelationId, ContentType: o.ContentType, Body: d.Body}
-		if handle != nil {
-			body, err := handle(d.Body)
-			reply.Body = body
-			if err != nil {
-				reply.Headers = amqp.Table{errorHeader: err.Error()}
-			}
+		if cc != nil && held == 0 {
+			cc.cork()
 		}
-		if err := ch.Publish("", d.ReplyTo, false, false, reply); err != nil {
+		if !answer(ch, d, o, handle) {
 			return
 		}
-		if o.AckRun <= 1 {
+		switch {
+		case o.AutoAck:
+		case o.AckRun <= 1:
 			_ = d.Ack(false)
-			continue
+		default:
+			last, unacked = d.DeliveryTag, unacked+1
+			if unacked >= o.AckRun {
+				ack()
+			}
 		}
-		last, unacked = d.DeliveryTag, unacked+1
-		if unacked >= o.AckRun {
-			ack()
+		if cc != nil {
+			if held++; held >= o.Coalesce {
+				ack()
+				write()
+			}
 		}
 	}
+}
+
+// answer publishes d's reply; false means the channel is closing.
+func answer(ch *amqp.Channel, d amqp.Delivery, o EchoOptions, handle EchoHandler) bool {
+	reply := amqp.Publishing{CorrelationId: d.CorrelationId, ContentType: o.ContentType, Body: d.Body}
+	if handle != nil {
+		body, err := handle(d.Body)
+		reply.Body = body
+		if err != nil {
+			reply.Headers = amqp.Table{errorHeader: err.Error()}
+		}
+	}
+	return ch.Publish("", d.ReplyTo, false, false, reply) == nil
 }
 
 // Close closes the connection, which requeues unacknowledged requests, and
 // waits for the serving goroutine.
 func (s *EchoServer) Close() error {
+	if s.cork != nil {
+		s.cork.stopCorking() // nothing the close handshake writes may be held
+	}
 	err := s.conn.Close()
 	<-s.done
 	return err

@@ -33,9 +33,10 @@ const stopTimeout = 20 * time.Second
 
 // URL returns the test broker's URL (AMQP_URL, or DefaultURL). When the
 // broker is unreachable it fails the test if CI is set and skips it
-// otherwise.
+// otherwise. Under -short it skips the test at once (SkipShort).
 func URL(t testing.TB) string {
 	t.Helper()
+	SkipShort(t, "the broker")
 	u := cmp.Or(os.Getenv("AMQP_URL"), DefaultURL)
 	conn, err := amqp.Dial(u)
 	if err != nil {
@@ -46,6 +47,18 @@ func URL(t testing.TB) string {
 	}
 	conn.Close()
 	return u
+}
+
+// SkipShort skips the test under go test -short (make unit), which runs
+// only the tests that need no broker, no private node and no tool; what
+// says what this one needs. It skips whether or not CI is set: -short
+// chooses which tests run, it does not hide a missing broker, and CI runs
+// without it.
+func SkipShort(t testing.TB, what string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("needs %s; -short runs only the tests that need none", what)
+	}
 }
 
 // Missing reports that something the test needs (a tool, a package) is

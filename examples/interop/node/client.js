@@ -13,22 +13,17 @@
 //   concurrent   50 Arith.Multiply calls published at once, then collected,
 //                each reply matched to its request by correlation id
 //
-// With --conformance it runs these checks instead, against the
-// conformance service of docs/PROTOCOL.md §9 as `amqprpc conform client`
-// serves it, which sends a stray reply (an unknown correlation id) before
-// each reply and the reply again after it, and answers requests that
-// arrive together last first:
-//   echo            Conformance.Echo "hello ✓" -> "hello ✓"
-//   default         no type, no content_type "no type" -> the default
-//                   method, Conformance.Echo: "no type"
-//   add             Conformance.Add {"A":2,"B":3} -> 5
-//   error-reply     Conformance.Fail "conformance: failed as asked" ->
-//                   x-rpc-error "conformance: failed as asked", no body
-//   delayed         Conformance.Sleep 300 -> 300, after at least 300 ms
-//   concurrent      20 Conformance.Echo calls published at once, each reply
-//                   matched to its request by correlation id
-//   strays-dropped  replies with unknown correlation ids came, and none
-//                   was taken for a call's reply
+// With --conformance it runs the client flow of docs/PROTOCOL.md §9
+// instead, against `amqprpc conform client`, which sends a stray reply (an
+// unknown correlation id) before each reply and the reply again after it,
+// and answers requests that arrive together last first. It calls
+// Conformance.Echo with each step's name, for a reply of the shape the
+// step names (no content_type, an empty one, extra properties and headers,
+// an error reply, one with a body, an empty x-rpc-error, a delayed reply),
+// then 20 calls at once; after each it sends back what it got with
+// Conformance.Record ("<step> ok <result>" or "<step> error <text>"), and
+// at the end records "done". It prints one JSON line per step,
+// {"step", "got"}; `amqprpc conform client` gives the verdict.
 //
 // Each check prints one JSON line {"check", "ok", "problem", "detail"}; the
 // last line is {"result": "ok"|"fail", "passed": N, "failed": N}. Exit
@@ -56,7 +51,7 @@ const { values: opts } = parseArgs({
     concurrency: { type: 'string', default: '50' },
     'expect-default': { type: 'string', default: 'multiply' }, // or none
     'time-limit': { type: 'string', default: '60' }, // seconds for the run
-    conformance: { type: 'boolean', default: false }, // amqprpc conform client's service
+    conformance: { type: 'boolean', default: false }, // the client flow of amqprpc conform client
   },
 });
 const callTimeoutMs = Math.round(Number(opts['call-timeout']) * 1000);
@@ -242,67 +237,54 @@ async function checkConcurrent(c) {
   return [null, detail];
 }
 
-const CONFORMANCE_ERROR = 'conformance: failed as asked';
+const FLOW_STEPS = [
+  'plain',
+  'content-type-absent',
+  'content-type-empty',
+  'extra-properties',
+  'error',
+  'error-with-body',
+  'error-empty',
+  'delayed',
+];
+const FLOW_CONCURRENT = 20;
 
-async function checkEcho(c) {
-  const { msg } = await c.call('Conformance.Echo', JSON.stringify('hello ✓'));
-  return [checkValue(msg, 'hello ✓'), { reply: msg.content.toString('utf8') }];
-}
-
-async function checkEchoDefault(c) {
-  const { msg } = await c.call(undefined, '"no type"', undefined);
-  return [checkValue(msg, 'no type'), { reply: msg.content.toString('utf8') }];
-}
-
-async function checkAdd(c) {
-  const { msg } = await c.call('Conformance.Add', '{"A":2,"B":3}');
-  return [checkValue(msg, 5), { reply: msg.content.toString('utf8') }];
-}
-
-async function checkFail(c) {
-  const { msg } = await c.call('Conformance.Fail', JSON.stringify(CONFORMANCE_ERROR));
+// outcome is what a call got, as the client flow records it: "ok <result>"
+// or "error <text>". An error reply's body is ignored; a reply whose
+// content_type is absent or empty is JSON.
+function outcome(msg) {
   const err = headerText(msg);
-  const detail = { error: err === undefined ? null : err };
-  if (err !== CONFORMANCE_ERROR) return [`x-rpc-error ${JSON.stringify(err)}, want ${JSON.stringify(CONFORMANCE_ERROR)}`, detail];
-  if (msg.content.length > 0) return [`error reply has body ${JSON.stringify(msg.content.toString())}, want none`, detail];
-  return [null, detail];
-}
-
-async function checkDelayed(c) {
-  const start = process.hrtime.bigint();
-  const { msg } = await c.call('Conformance.Sleep', '300');
-  const ms = Number(process.hrtime.bigint() - start) / 1e6;
-  const detail = { reply: msg.content.toString('utf8'), ms: Math.round(ms) };
-  let problem = checkValue(msg, 300);
-  if (problem === null && ms < 300) problem = `the reply came after ${ms} ms, before the 300 ms sleep was over`;
-  return [problem, detail];
-}
-
-async function checkEchoConcurrent(c) {
-  const n = 20;
-  const first = c.arrivals.length;
-  const calls = [];
-  for (let i = 0; i < n; i++) calls.push(c.call('Conformance.Echo', JSON.stringify(`m${i}`)).then((r) => ({ i, ...r })));
-  const results = await Promise.allSettled(calls);
-  const failed = results.filter((r) => r.status === 'rejected');
-  const sent = results.filter((r) => r.status === 'fulfilled').map((r) => r.value.cid);
-  const order = c.arrivals.slice(first).filter((cid) => sent.includes(cid));
-  const detail = { calls: n, answered: n - failed.length, in_publish_order: JSON.stringify(order) === JSON.stringify(sent) };
-  if (failed.length > 0) return [`${failed.length} of ${n} calls failed: ${failed[0].reason.message}`, detail];
-  for (const { value } of results) {
-    const problem = checkValue(value.msg, `m${value.i}`);
-    if (problem) return [`call ${value.i}: ${problem}`, detail];
+  if (err !== undefined) return `error ${err}`;
+  const type = (msg.properties.contentType || '').split(';')[0].trim().toLowerCase();
+  if (type !== '' && type !== JSON_TYPE) return `error unsupported reply content_type ${JSON.stringify(msg.properties.contentType)}`;
+  let value;
+  try {
+    value = JSON.parse(msg.content.toString('utf8'));
+  } catch (e) {
+    return `error malformed reply: ${e.message}`;
   }
-  return [null, detail];
+  return `ok ${typeof value === 'string' ? value : JSON.stringify(value)}`;
 }
 
-async function checkStrays(c) {
-  // The stray and repeated replies of the last calls may still be on their
-  // way: let them come.
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  const detail = { foreign: c.foreign.length };
-  if (c.foreign.length === 0) return ['no reply with an unknown correlation id came; conform client sends one with every reply', detail];
-  return [null, detail];
+// runFlow runs the client flow of PROTOCOL.md §9; conform client judges
+// what it records.
+async function runFlow(c) {
+  const record = (token) => c.call('Conformance.Record', JSON.stringify(token));
+  for (const step of FLOW_STEPS) {
+    const { msg } = await c.call('Conformance.Echo', JSON.stringify(step));
+    const got = outcome(msg);
+    emit({ step, got });
+    await record(`${step} ${got}`);
+  }
+  const calls = [];
+  for (let i = 0; i < FLOW_CONCURRENT; i++) calls.push(c.call('Conformance.Echo', JSON.stringify(`concurrent-${i}`)));
+  const replies = await Promise.all(calls);
+  for (const [i, { msg }] of replies.entries()) {
+    const got = outcome(msg);
+    emit({ step: `concurrent-${i}`, got });
+    await record(`concurrent-${i} ${got}`);
+  }
+  await record('done');
 }
 
 async function main() {
@@ -314,22 +296,24 @@ async function main() {
     await c.close();
     return 2;
   }
-  const checks = opts.conformance
-    ? [
-        ['echo', checkEcho],
-        ['default', checkEchoDefault],
-        ['add', checkAdd],
-        ['error-reply', checkFail],
-        ['delayed', checkDelayed],
-        ['concurrent', checkEchoConcurrent],
-        ['strays-dropped', checkStrays],
-      ]
-    : [
-        ['typed', checkTyped],
-        ['default', checkDefault],
-        ['error-reply', checkError],
-        ['concurrent', checkConcurrent],
-      ];
+  if (opts.conformance) {
+    try {
+      await runFlow(c);
+    } catch (e) {
+      emit({ result: 'fail', error: e.message });
+      return e instanceof Unroutable ? 2 : 1;
+    } finally {
+      await c.close();
+    }
+    emit({ result: 'ok' });
+    return 0;
+  }
+  const checks = [
+    ['typed', checkTyped],
+    ['default', checkDefault],
+    ['error-reply', checkError],
+    ['concurrent', checkConcurrent],
+  ];
   let passed = 0;
   let failed = 0;
   try {

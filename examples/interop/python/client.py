@@ -12,27 +12,23 @@ checks against the Arith service (net/rpc's example) on the service queue:
   concurrent   50 Arith.Multiply calls published at once, then collected,
                each reply matched to its request by correlation id
 
-With --conformance it runs these checks instead, against the conformance
-service of docs/PROTOCOL.md §9 as `amqprpc conform client` serves it, which
-sends a stray reply (an unknown correlation id) before each reply and the
-reply again after it, and answers requests that arrive together last first:
-
-  echo            Conformance.Echo "hello ✓" -> "hello ✓"
-  default         no type, no content_type "no type" -> the default
-                  method, Conformance.Echo: "no type"
-  add             Conformance.Add {"A":2,"B":3} -> 5
-  error-reply     Conformance.Fail "conformance: failed as asked" ->
-                  x-rpc-error "conformance: failed as asked", no body
-  delayed         Conformance.Sleep 300 -> 300, after at least 300 ms
-  concurrent      20 Conformance.Echo calls published at once, each reply
-                  matched to its request by correlation id
-  strays-dropped  replies with unknown correlation ids came, and none was
-                  taken for a call's reply
+With --conformance it runs the client flow of docs/PROTOCOL.md §9 instead,
+against `amqprpc conform client`, which sends a stray reply (an unknown
+correlation id) before each reply and the reply again after it, and
+answers requests that arrive together last first. It calls
+Conformance.Echo with each step's name, for a reply of the shape the step
+names (no content_type, an empty one, extra properties and headers, an
+error reply, one with a body, an empty x-rpc-error, a delayed reply), then
+20 calls at once; after each it sends back what it got with
+Conformance.Record ("<step> ok <result>" or "<step> error <text>"), and
+at the end records "done". It prints one JSON line per step,
+{"step": ..., "got": ...}; `amqprpc conform client` gives the verdict.
 
 Each check prints one JSON line {"check": ..., "ok": ..., "detail": ...};
 the last line is {"result": "ok"|"fail", "passed": N, "failed": N}.
-Exit status: 0 all passed, 1 a check failed, 2 could not run (broker,
-queue), 3 the overall time limit passed.
+Exit status: 0 all passed (with --conformance: the flow ran to its end), 1
+a check failed, 2 could not run (broker, queue), 3 the overall time limit
+passed.
 
 Run it with Debian's interpreter, which has python3-pika:
     /usr/bin/python3 client.py --queue arith
@@ -220,72 +216,58 @@ def check_concurrent(c, n):
     return None, detail
 
 
-CONFORMANCE_ERROR = "conformance: failed as asked"
+FLOW_STEPS = [
+    "plain",
+    "content-type-absent",
+    "content-type-empty",
+    "extra-properties",
+    "error",
+    "error-with-body",
+    "error-empty",
+    "delayed",
+]
+FLOW_CONCURRENT = 20
 
 
-def check_echo(c):
-    props, body = c.call("Conformance.Echo", json.dumps("hello ✓").encode())
-    return check_value(props, body, "hello ✓"), {"reply": body.decode("utf-8", "replace")}
+def media_type(content_type):
+    return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def check_echo_default(c):
-    props, body = c.call(None, b'"no type"', content_type=None)
-    return check_value(props, body, "no type"), {"reply": body.decode("utf-8", "replace")}
-
-
-def check_add(c):
-    props, body = c.call("Conformance.Add", b'{"A":2,"B":3}')
-    return check_value(props, body, 5), {"reply": body.decode("utf-8", "replace")}
-
-
-def check_fail(c):
-    props, body = c.call("Conformance.Fail", json.dumps(CONFORMANCE_ERROR).encode())
+def outcome(props, body):
+    """What a call got, as the client flow records it: "ok <result>" or
+    "error <text>". An error reply's body is ignored; a reply whose
+    content_type is absent or empty is JSON."""
     err = header_text(props)
-    detail = {"error": err}
-    if err != CONFORMANCE_ERROR:
-        return "x-rpc-error %r, want %r (body %r)" % (err, CONFORMANCE_ERROR, body), detail
-    if body:
-        return "error reply has body %r, want none" % body, detail
-    return None, detail
+    if err is not None:
+        return "error " + err
+    if media_type(props.content_type) not in ("", JSON_TYPE):
+        return "error unsupported reply content_type %r" % props.content_type
+    try:
+        value = json.loads(body)
+    except ValueError as e:
+        return "error malformed reply: %s" % e
+    return "ok " + (value if isinstance(value, str) else json.dumps(value))
 
 
-def check_delayed(c):
-    start = time.monotonic()
-    props, body = c.call("Conformance.Sleep", b"300")
-    took = time.monotonic() - start
-    detail = {"reply": body.decode("utf-8", "replace"), "seconds": round(took, 3)}
-    problem = check_value(props, body, 300)
-    if problem is None and took < 0.3:
-        problem = "the reply came after %.3fs, before the 300 ms sleep was over" % took
-    return problem, detail
+def run_flow(c):
+    """The client flow of PROTOCOL.md §9: ServeClient judges what it records."""
 
+    def record(token):
+        c.call("Conformance.Record", json.dumps(token).encode())
 
-def check_echo_concurrent(c, n):
-    want = {}
-    for i in range(n):
-        want[c.publish("Conformance.Echo", json.dumps("m%d" % i).encode())] = "m%d" % i
-    first = len(c.arrivals)
-    missing = c.wait(list(want))
-    order = [cid for cid in c.arrivals[first:] if cid in want]
-    detail = {"calls": n, "answered": n - len(missing), "in_publish_order": order == list(want)}
+    for step in FLOW_STEPS:
+        got = outcome(*c.call("Conformance.Echo", json.dumps(step).encode()))
+        emit({"step": step, "got": got})
+        record(step + " " + got)
+    calls = [(i, c.publish("Conformance.Echo", json.dumps("concurrent-%d" % i).encode())) for i in range(FLOW_CONCURRENT)]
+    missing = c.wait([cid for _, cid in calls])
     if missing:
-        return "%d of %d calls got no reply within %ss" % (len(missing), n, c.call_timeout), detail
-    for cid, text in want.items():
-        props, body = c.replies.pop(cid)
-        problem = check_value(props, body, text)
-        if problem:
-            return "call %s: %s" % (cid, problem), detail
-    return None, detail
-
-
-def check_strays(c):
-    # The stray and repeated replies of the last calls may still be on
-    # their way: let them come.
-    c.conn.process_data_events(time_limit=0.2)
-    detail = {"foreign": len(c.foreign)}
-    if not c.foreign:
-        return "no reply with an unknown correlation id came; conform client sends one with every reply", detail
-    return None, detail
+        raise TimeoutError("%d of %d concurrent calls got no reply" % (len(missing), FLOW_CONCURRENT))
+    for i, cid in calls:
+        got = outcome(*c.replies.pop(cid))
+        emit({"step": "concurrent-%d" % i, "got": got})
+        record("concurrent-%d %s" % (i, got))
+    record("done")
 
 
 def main():
@@ -304,7 +286,7 @@ def main():
     p.add_argument(
         "--conformance",
         action="store_true",
-        help="call the conformance service of `amqprpc conform client` instead of Arith",
+        help="run the client flow of `amqprpc conform client` instead of the Arith checks",
     )
     args = p.parse_args()
 
@@ -321,22 +303,25 @@ def main():
         emit({"result": "fail", "error": "connect: %s: %s" % (type(e).__name__, e)})
         return 2
 
+    if args.conformance:
+        try:
+            run_flow(c)
+        except pika.exceptions.UnroutableError:
+            emit({"result": "fail", "error": "no queue named %r: the broker returned the request" % args.queue})
+            return 2
+        except (TimeoutError, pika.exceptions.AMQPError) as e:
+            emit({"result": "fail", "error": "%s: %s" % (type(e).__name__, e)})
+            return 1
+        finally:
+            c.close()
+        emit({"result": "ok"})
+        return 0
     checks = [
         ("typed", lambda: check_typed(c)),
         ("default", lambda: check_default(c, args.expect_default)),
         ("error-reply", lambda: check_error(c)),
         ("concurrent", lambda: check_concurrent(c, args.concurrency)),
     ]
-    if args.conformance:
-        checks = [
-            ("echo", lambda: check_echo(c)),
-            ("default", lambda: check_echo_default(c)),
-            ("add", lambda: check_add(c)),
-            ("error-reply", lambda: check_fail(c)),
-            ("delayed", lambda: check_delayed(c)),
-            ("concurrent", lambda: check_echo_concurrent(c, 20)),
-            ("strays-dropped", lambda: check_strays(c)),
-        ]
     passed = failed = 0
     try:
         for name, run in checks:

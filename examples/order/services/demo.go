@@ -93,14 +93,23 @@ func RunDemo(ctx context.Context, client *rpc.Client, run string, w io.Writer) e
 	return nil
 }
 
-// DemoState describes what the demo left in the services: stock, coupons,
-// and the money that moved.
-func DemoState(inv *Inventory, c *Coupon, p *Payment) string {
+// Ledger is what [Payment], and the payment service on PostgreSQL
+// (package pgpayment), tell of the money that moved.
+type Ledger interface {
+	Ledger() []Entry
+}
+
+// DemoState describes what the run of the demo named run left in the
+// services: stock, coupons, and the money that moved for its orders.
+func DemoState(inv *Inventory, c *Coupon, p Ledger, run string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "stock: tea %d, mug %d\n", inv.Stock("tea"), inv.Stock("mug"))
 	fmt.Fprintf(&b, "coupons: WELCOME10 used by %q, SPRING20 used by %q\n", c.RedeemedBy("WELCOME10"), c.RedeemedBy("SPRING20"))
 	b.WriteString("money:")
 	for _, e := range p.Ledger() {
+		if !strings.HasPrefix(e.OrderID, run+"-") {
+			continue // another run's, in a shared ledger
+		}
 		sign := "+"
 		if e.Amount < 0 {
 			sign, e.Amount = "-", -e.Amount

@@ -252,7 +252,7 @@ func TestDemo(t *testing.T) {
 	want := "stock: tea 8, mug 2\n" +
 		"coupons: WELCOME10 used by \"demo-1\", SPRING20 used by \"\"\n" +
 		"money: +$18.90 (demo-1) +$12.00 (demo-5) -$12.00 (demo-5)"
-	if got := services.DemoState(s.inventory, s.coupon, s.payment); got != want {
+	if got := services.DemoState(s.inventory, s.coupon, s.payment, "demo"); got != want {
 		t.Errorf("DemoState after the demo = %q; want %q", got, want)
 	}
 }

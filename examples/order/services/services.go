@@ -60,8 +60,19 @@ const QueueExpiry = 10 * time.Second
 // Serve serves rcvr's methods, as rpc.Register would, on queue until ctx
 // ends. opts come after WithQueueExpiry(QueueExpiry) and can override it.
 func Serve(ctx context.Context, url, queue string, rcvr any, opts ...amqprpc.ServerOption) error {
+	return ServeAs(ctx, url, queue, "", rcvr, opts...)
+}
+
+// ServeAs is [Serve] with the service named name, as rpc.RegisterName
+// would, rather than after rcvr's type ("" keeps the type's name): a
+// payment service on PostgreSQL (package pgpayment) serves as "Payment".
+func ServeAs(ctx context.Context, url, queue, name string, rcvr any, opts ...amqprpc.ServerOption) error {
 	srv := rpc.NewServer()
-	if err := srv.Register(rcvr); err != nil {
+	register := func() error { return srv.Register(rcvr) }
+	if name != "" {
+		register = func() error { return srv.RegisterName(name, rcvr) }
+	}
+	if err := register(); err != nil {
 		return err
 	}
 	opts = append([]amqprpc.ServerOption{amqprpc.WithQueueExpiry(QueueExpiry)}, opts...)
