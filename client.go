@@ -70,7 +70,7 @@ type clientCodec struct {
 	enc         codec.Encoding
 	bodies      codec.Codec
 	timeout     time.Duration
-	expires     string        // the timeout as the expiration property (expiration.go)
+	expires     string        // the timeout as the expiration property (wire.go)
 	inspectWait time.Duration // bounds a timeout's question about the queue (deadlines.go)
 	confirms    bool
 	slots       chan struct{}   // one token per call in flight, with WithMaxInFlight; else nil

@@ -18,7 +18,7 @@ import (
 	"github.com/amqprpc/amqprpc/transport"
 )
 
-// Unit tests of the client codec's parts (held.go, deadlines.go,
+// Unit tests of the client codec's parts (sessions.go, deadlines.go,
 // replies.go) on a fake transport: no broker.
 
 // fakeTransport plays transport.Client for the client codec.

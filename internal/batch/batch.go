@@ -1,6 +1,6 @@
 // Package batch is the queue through which goroutines hand work to one
 // goroutine that takes everything queued at once: the client codec's
-// made-up responses and the transport's confirms to settle.
+// made-up responses and the server codec's outbox.
 package batch
 
 import "sync"
