@@ -93,6 +93,7 @@ test: lint broker redis postgres interop-deps
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzServerRequest$$' -fuzztime $(call fuzz-budget,120000x) .
 	$(GO) test -run '^$$' -fuzz '^FuzzClientReply$$' -fuzztime $(call fuzz-budget,180000x) .
+	$(GO) test -run '^$$' -fuzz '^FuzzClientCodec$$' -fuzztime $(call fuzz-budget,6000x) .
 	$(GO) test -run '^$$' -fuzz '^FuzzGobStream$$' -fuzztime $(call fuzz-budget,400000x) ./codec
 	$(GO) test -run '^$$' -fuzz '^FuzzJSON$$' -fuzztime $(call fuzz-budget,600000x) ./codec
 	$(GO) test -run '^$$' -fuzz '^FuzzGobCache$$' -fuzztime $(call fuzz-budget,250000x) ./codec

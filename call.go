@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/rpc"
 	"reflect"
-	"strconv"
 	"sync"
 	"time"
 
@@ -37,17 +36,31 @@ func Call(ctx context.Context, client *rpc.Client, serviceMethod string, args, r
 		return errNotOurClient
 	}
 	if err := ctx.Err(); err != nil {
-		return contextError(serviceMethod, err)
+		return notSent(contextError(serviceMethod, err))
 	}
-	a := &callArgs{ctx: ctx, args: args}
+	begun := time.Now()
+	a := &callArgs{ctx: ctx, args: args, reply: reply}
 	call := client.Go(serviceMethod, a, reply, make(chan *rpc.Call, 1))
+	if c := a.lackedSlot(); c != nil {
+		// WriteRequest found every WithMaxInFlight slot taken and sent
+		// nothing: wait for one here, where no lock of net/rpc's is held,
+		// then go again with the slot in hand.
+		if err := c.waitForSlot(ctx, serviceMethod, begun); err != nil {
+			return err
+		}
+		a = &callArgs{ctx: ctx, args: args, reply: reply, slotTaken: true}
+		call = client.Go(serviceMethod, a, reply, make(chan *rpc.Call, 1))
+		if !a.written() {
+			c.release(1) // net/rpc shut down before WriteRequest
+		}
+	}
 	select {
 	case <-call.Done:
 		return call.Error
 	case <-ctx.Done():
 	}
-	if a.abandon(serviceMethod) {
-		return contextError(serviceMethod, ctx.Err())
+	if err := a.abandon(serviceMethod); err != nil {
+		return err
 	}
 	// The call's response is already on its way to net/rpc, which may write
 	// reply: wait for it, so that nothing touches reply after Call returns.
@@ -60,7 +73,7 @@ var errNotOurClient = errors.New("amqprpc: Call needs a client made by amqprpc.D
 
 // contextError is a call's error when its context ended.
 func contextError(method string, err error) error {
-	return fmt.Errorf("amqprpc: %s: %w", method, err)
+	return fmt.Errorf("amqprpc: %s: %w", methodName(method), err)
 }
 
 // usesClientCodec reports whether client writes through this package's
@@ -79,13 +92,19 @@ func usesClientCodec(client *rpc.Client) bool {
 // callArgs is what Call hands net/rpc as a call's argument: net/rpc passes
 // it to WriteRequest untouched, and the client codec unwraps it.
 type callArgs struct {
-	ctx  context.Context
-	args any
+	ctx   context.Context
+	args  any
+	reply any // Call's reply variable, whose type its reply must fit
+	// slotTaken: Call holds a WithMaxInFlight slot for this call, which
+	// WriteRequest takes over.
+	slotTaken bool
 
-	mu        sync.Mutex   // guards c, seq and abandoned
+	mu        sync.Mutex   // guards c, seq, abandoned, wrote and noSlot
 	c         *clientCodec // the codec holding the call; nil until it does
 	seq       uint64
-	abandoned bool // Call has returned: its context ended
+	abandoned bool         // Call has returned: its context ended
+	wrote     bool         // WriteRequest has taken the call
+	noSlot    *clientCodec // WriteRequest found no slot free and sent nothing
 }
 
 // GobEncode and MarshalJSON fail the call should a callArgs reach another
@@ -108,35 +127,69 @@ func (a *callArgs) bind(c *clientCodec, seq uint64) bool {
 	return true
 }
 
-// abandon frees the call once Call's context has ended. It reports false
-// when it could not, because the call's response (a reply, a failure) is
-// already on its way to net/rpc.
-func (a *callArgs) abandon(method string) bool {
+// takeSlot is WriteRequest's first step for a call of Call: it takes over
+// the slot Call holds, or takes a free one, and reports true; or it notes
+// that c has none free, for Call to wait for one, and reports false.
+func (a *callArgs) takeSlot(c *clientCodec) bool {
+	ok := a.slotTaken || c.tryAcquire()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.wrote = true
+	if !ok {
+		a.noSlot = c
+	}
+	return ok
+}
+
+// lackedSlot returns the codec that had no slot free for the call, if so.
+func (a *callArgs) lackedSlot() *clientCodec {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.noSlot
+}
+
+// written reports whether WriteRequest has taken the call.
+func (a *callArgs) written() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.wrote
+}
+
+// abandon frees the call once Call's context has ended, and returns Call's
+// error. It returns nil when it could not, because the call's response (a
+// reply, a failure) is already on its way to net/rpc.
+func (a *callArgs) abandon(method string) error {
 	a.mu.Lock()
 	a.abandoned = true
 	c, seq := a.c, a.seq
 	a.mu.Unlock()
+	err := contextError(method, a.ctx.Err())
 	if c == nil {
-		return true // WriteRequest has not taken the call, and will refuse it
+		return notSent(err) // WriteRequest has not taken the call, and will refuse it
 	}
-	return c.abandon(seq, contextError(method, a.ctx.Err()))
+	return c.abandon(seq, err)
 }
 
-// abandon fails the pending call seq, whose caller has gone, and reports
-// whether it was still pending. net/rpc gets a made-up response for it, so
-// that it forgets the call too; nobody reads it.
-func (c *clientCodec) abandon(seq uint64, err error) bool {
+// abandon fails the pending call seq, whose caller has gone, and returns
+// err, marked not sent if the call was held; nil if it was no longer
+// pending. net/rpc gets a made-up response for it, so that it forgets the
+// call too; nobody reads it.
+func (c *clientCodec) abandon(seq uint64, err error) error {
 	c.mu.Lock()
 	cl := c.calls.get(seq)
-	var hooked *hookedCall
-	if cl != nil {
-		// Its hooks get err itself, not the made-up response's text.
-		hooked = c.hooks.take(seq)
-		c.failLocked(cl, &callError{sentinel: err, text: err.Error()})
+	if cl == nil {
+		c.mu.Unlock()
+		return nil
 	}
+	if cl.state == held {
+		err = notSent(err)
+	}
+	// Its hooks get err itself, not the made-up response's text.
+	hooked := c.hooks.take(seq)
+	c.failLocked(cl, &callError{sentinel: err, text: err.Error(), notSent: cl.state == held})
 	c.mu.Unlock()
 	hooked.run(err)
-	return cl != nil
+	return err
 }
 
 // outgoing is what a request gets before the codec builds it: the context
@@ -147,7 +200,8 @@ type outgoing struct {
 	ca        *callArgs       // nil for client.Call and client.Go
 	messageID string          // the correlation id, which serves as message_id too
 	headers   amqp.Table
-	deadline  time.Time // from Call's context, when it has one: when the caller stops waiting
+	deadline  time.Time    // from Call's context, when it has one: when the caller stops waiting
+	replyType reflect.Type // of Call's reply variable, when it is a non-nil pointer
 }
 
 // prepare unwraps a call made by Call and runs the client hooks, as
@@ -156,6 +210,9 @@ func (c *clientCodec) prepare(r *rpc.Request, args any, start time.Time) (outgoi
 	out := outgoing{ctx: context.Background(), messageID: c.ids.format(r.Seq)}
 	if ca, ok := args.(*callArgs); ok {
 		out.ctx, out.ca, args = ca.ctx, ca, ca.args
+		if rv := reflect.ValueOf(ca.reply); rv.Kind() == reflect.Pointer && !rv.IsNil() {
+			out.replyType = rv.Type()
+		}
 		if err := ca.ctx.Err(); err != nil {
 			return out, nil, contextError(r.ServiceMethod, err)
 		}
@@ -203,10 +260,4 @@ func (out *outgoing) expire(cl *call, msg *amqp.Publishing) {
 	}
 	cl.expireAt = out.deadline
 	msg.Expiration = expiration(time.Until(out.deadline))
-}
-
-// expiration is the expiration property for a request with left to live:
-// whole milliseconds, at least 1.
-func expiration(left time.Duration) string {
-	return strconv.FormatInt(max(left.Milliseconds(), 1), 10)
 }

@@ -15,6 +15,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/amqprpc/amqprpc/codec"
+	"github.com/amqprpc/amqprpc/internal/batch"
 	"github.com/amqprpc/amqprpc/transport"
 )
 
@@ -22,9 +23,19 @@ import (
 // go to the service queue named queue. It is the broker's counterpart of
 // rpc.Dial("tcp", addr): Call and Go work unchanged, from many goroutines.
 // The client owns its connection, reconnects after a loss, and releases
-// everything on Close.
+// everything on Close. The first connection is bounded only by the dial
+// timeout of each URL (10s) and the setup's (10s); [DialContext] bounds it
+// with a context.
 func Dial(url, queue string, opts ...ClientOption) (*rpc.Client, error) {
-	cc, err := newClientCodec(nil, url, queue, opts)
+	return DialContext(context.Background(), url, queue, opts...)
+}
+
+// DialContext is [Dial] with a context that bounds the first connection:
+// when ctx ends before the client has connected and set up its reply
+// queue, DialContext gives up and returns an error that matches ctx.Err()
+// under errors.Is. ctx has no effect once DialContext has returned.
+func DialContext(ctx context.Context, url, queue string, opts ...ClientOption) (*rpc.Client, error) {
+	cc, err := newClientCodec(ctx, nil, url, queue, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -39,7 +50,7 @@ func NewClientCodec(conn *amqp.Connection, queue string, opts ...ClientOption) (
 	if conn == nil {
 		return nil, errors.New("amqprpc: NewClientCodec: nil connection")
 	}
-	return newClientCodec(conn, "", queue, opts)
+	return newClientCodec(context.Background(), conn, "", queue, opts)
 }
 
 // clientCodec implements rpc.ClientCodec. Every per-call failure (timeout,
@@ -47,42 +58,50 @@ func NewClientCodec(conn *amqp.Connection, queue string, opts ...ClientOption) (
 // that call's sequence with Error set, because any error from
 // ReadResponseHeader or ReadResponseBody would end the *rpc.Client for good.
 //
-// Its parts: the calls in flight and their deadlines (calls.go,
-// deadlines.go), the requests held for a reconnect and published again
-// (held.go), and the replies checked and handed to net/rpc (replies.go).
-// This file publishes requests and takes the transport's reports.
+// Its parts: the calls in flight, their states and their deadlines
+// (callstate.go, pending.go, deadlines.go), what the codec does as sessions
+// come and go (sessions.go), the slots of WithMaxInFlight (slots.go), and
+// the replies read, checked and handed to net/rpc (replies.go). This file
+// publishes requests and takes the transport's reports.
 type clientCodec struct {
-	t           requestTransport
+	transport   requestTransport
 	queue       string
 	ids         correlationIDs
 	enc         codec.Encoding
 	bodies      codec.Codec
 	timeout     time.Duration
-	expires     string        // the timeout in milliseconds, for the expiration property
+	expires     string        // the timeout as the expiration property (wire.go)
 	inspectWait time.Duration // bounds a timeout's question about the queue (deadlines.go)
 	confirms    bool
 	slots       chan struct{}   // one token per call in flight, with WithMaxInFlight; else nil
 	buf         []byte          // request encoding buffer; net/rpc serializes WriteRequest
 	msg         amqp.Publishing // the request being written, reused likewise
 
-	// mu guards calls (and each call's gen, msg and confirmed), lostGen,
-	// readies and closed. It is never held across a publish.
-	mu      sync.Mutex
-	calls   pendingCalls
-	lostGen uint64 // the latest transport session reported lost
-	lostErr error  // why it was lost
-	readies uint64 // how many times a session came up
-	closed  bool
+	// mu guards calls (and each pending call's fields), lostGen, lostErr,
+	// sessionsUp, repliesSeen, expiries and closed. It is never held across
+	// a publish. callstate.go gives the lock order.
+	mu          sync.Mutex
+	calls       pendingCalls
+	lostGen     uint64 // the latest transport session reported lost
+	lostErr     error  // why it was lost
+	sessionsUp  uint64 // how many sessions have come up (SessionReady)
+	repliesSeen uint64 // replies that came with our correlation ids, late ones too
+	expiries    uint64 // rounds of timeouts (deadlines.go)
+	closed      bool
 
-	inbox    inbox       // responses for ReadResponseHeader
+	// failures holds the responses made up for calls (timeouts, returned
+	// requests, lost sessions) until ReadResponseHeader takes them; real
+	// replies come straight from the transport.
+	failures *batch.Queue[response]
+	endErr   error       // why the transport gave up for good; set before failures closes
 	replies  replyReader // owned by the rpc.Client's reading goroutine
 	deadline deadlines
-	flushing sync.Mutex // held by SessionReady while it publishes held requests
+	flushMu  sync.Mutex // held by SessionReady while it publishes held requests
 
 	hooks clientHooks // WithClientHook (hooks.go)
 }
 
-func newClientCodec(conn *amqp.Connection, url, queue string, opts []ClientOption) (*clientCodec, error) {
+func newClientCodec(ctx context.Context, conn *amqp.Connection, url, queue string, opts []ClientOption) (*clientCodec, error) {
 	o, err := newClientOptions(opts)
 	if err != nil {
 		return nil, err
@@ -92,7 +111,7 @@ func newClientCodec(conn *amqp.Connection, url, queue string, opts []ClientOptio
 	}
 	c := newCodec(queue, o)
 	cfg := transport.ClientConfig{Config: o.transport(conn, url), DirectReplyTo: o.directReplyTo}
-	t, err := transport.NewClient(cfg, c)
+	t, err := transport.NewClient(ctx, cfg, c)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +124,9 @@ func newClientCodec(conn *amqp.Connection, url, queue string, opts []ClientOptio
 // unit tests give it a fake.
 type requestTransport interface {
 	Publish(queue string, msg *amqp.Publishing) (gen uint64, err error)
+	Replies() (replies <-chan amqp.Delivery, changed <-chan struct{}, err error)
 	InspectQueue(queue string, wait time.Duration) (transport.QueueState, error)
+	Reopen(gen uint64, why error)
 	Close() error
 }
 
@@ -118,7 +139,7 @@ func newCodec(queue string, o *clientOptions) *clientCodec {
 		timeout:     o.callTimeout,
 		inspectWait: o.inspectWait,
 		confirms:    o.confirms,
-		inbox:       inbox{wake: make(chan struct{}, 1)},
+		failures:    batch.New[response](),
 		hooks:       clientHooks{queue: queue, list: o.hooks},
 	}
 	c.replies = replyReader{bodies: &c.bodies, maxBody: o.maxBody}
@@ -126,52 +147,106 @@ func newCodec(queue string, o *clientOptions) *clientCodec {
 		c.slots = make(chan struct{}, o.maxInFlight)
 	}
 	if c.timeout > 0 {
-		c.expires = strconv.FormatInt(c.timeout.Milliseconds(), 10)
+		c.expires = expiration(c.timeout)
 	}
 	return c
 }
 
 // start gives the codec its transport and starts its deadline goroutine.
 func (c *clientCodec) start(t requestTransport) {
-	c.t = t
+	c.transport = t
 	c.deadline.start(c)
 }
 
-// WriteRequest publishes one request. It never waits for the broker: while
-// the client is between connections the request is held and published on
-// reconnect, and its deadline still runs.
+// WriteRequest publishes one request. It never waits, for the broker or for
+// a slot: while the client is between connections the request is held and
+// published on reconnect, and its deadline still runs.
 func (c *clientCodec) WriteRequest(r *rpc.Request, args any) error {
+	// A slot first: a call of Call that finds none has sent nothing and
+	// runs no hook, and Call waits for one outside net/rpc's lock (slots.go).
+	ca, _ := args.(*callArgs)
+	if ca != nil && !ca.takeSlot(c) {
+		return errNoSlot
+	}
+	slot := ca != nil // taken above
 	start := time.Now()
 	out, args, err := c.prepare(r, args, start) // a call made by Call; the hooks (call.go)
-	if err != nil {
-		return err
+	if err == nil && !slot {
+		if slot = c.tryAcquire(); !slot {
+			err = notSentFailure(ErrTooManyCalls, "%s: %d calls already in flight", methodName(r.ServiceMethod), cap(c.slots))
+		}
 	}
-	if err := c.acquire(out.ctx, r.ServiceMethod); err != nil {
-		c.hooks.end(r.Seq, err)
-		return err
+	if err == nil {
+		err = c.writeRequest(r, args, start, &out)
 	}
-	err = c.writeRequest(r, args, start, &out)
 	if err != nil {
-		c.release(1)
+		if slot {
+			c.release(1)
+		}
 		c.hooks.end(r.Seq, err)
 	}
 	return err
 }
 
+// writeRequest builds the request and publishes it.
 func (c *clientCodec) writeRequest(r *rpc.Request, args any, start time.Time, out *outgoing) error {
+	msg, err := c.build(r, args, out)
+	if err != nil {
+		return notSent(err)
+	}
+	cl := &call{seq: r.Seq, method: r.ServiceMethod, state: publishing, replyType: out.replyType}
+	if c.timeout > 0 {
+		cl.deadline = start.Add(c.timeout)
+	}
+	out.expire(cl, msg) // the deadline of Call's context, if earlier
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return notSent(ErrClosed)
+	}
+	if !out.ca.bind(c, r.Seq) {
+		c.mu.Unlock()
+		return notSent(contextError(r.ServiceMethod, out.ctx.Err())) // Call has returned
+	}
+	c.calls.add(cl)
+	c.deadline.arm(cl.deadline)
+	sessionsUp := c.sessionsUp
+	c.mu.Unlock()
+	for {
+		gen, err := c.transport.Publish(c.queue, msg)
+		c.mu.Lock()
+		if c.calls.get(r.Seq) != cl {
+			c.mu.Unlock()
+			return nil // already answered or failed
+		}
+		again, fail := c.publishedLocked(cl, msg, gen, err, sessionsUp)
+		sessionsUp = c.sessionsUp
+		if fail != nil {
+			c.calls.remove(cl.seq)
+		}
+		c.mu.Unlock()
+		if !again {
+			if fail != nil {
+				return publishFailure(cl, fail)
+			}
+			return nil
+		}
+	}
+}
+
+// build encodes the request into the reused message. Publish does not keep
+// it, and a request kept for later is copied (keep).
+func (c *clientCodec) build(r *rpc.Request, args any, out *outgoing) (*amqp.Publishing, error) {
 	body, err := c.bodies.Marshal(c.buf[:0], c.enc, args)
 	if err != nil {
-		return fmt.Errorf("amqprpc: %s: %w", r.ServiceMethod, err)
+		return nil, fmt.Errorf("amqprpc: %s: %w", methodName(r.ServiceMethod), err)
 	}
 	c.buf = body
 	if len(body) > c.replies.maxBody {
-		return failure(ErrBodyTooLarge, "%s request of %d bytes, limit %d", r.ServiceMethod, len(body), c.replies.maxBody)
+		return nil, failure(ErrBodyTooLarge, "%s request of %d bytes, limit %d", methodName(r.ServiceMethod), len(body), c.replies.maxBody)
 	}
 	id := out.messageID // the correlation id
-	// The message is reused: Publish does not keep it, and a request held
-	// for later is copied (keep).
-	msg := &c.msg
-	*msg = amqp.Publishing{
+	c.msg = amqp.Publishing{
 		CorrelationId: id,
 		Type:          r.ServiceMethod,
 		ContentType:   c.enc.ContentType(),
@@ -180,82 +255,7 @@ func (c *clientCodec) writeRequest(r *rpc.Request, args any, start time.Time, ou
 		Headers:       out.headers,
 		Body:          body,
 	}
-	cl := &call{seq: r.Seq, method: r.ServiceMethod, publishing: true}
-	if c.timeout > 0 {
-		cl.deadline = start.Add(c.timeout)
-	}
-	out.expire(cl, msg) // the deadline of Call's context, if earlier
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return ErrClosed
-	}
-	if !out.ca.bind(c, r.Seq) {
-		c.mu.Unlock()
-		return contextError(r.ServiceMethod, out.ctx.Err()) // Call has returned
-	}
-	c.calls.add(cl)
-	c.deadline.arm(cl.deadline)
-	readies := c.readies
-	c.mu.Unlock()
-	for {
-		gen, err := c.t.Publish(c.queue, msg)
-		c.mu.Lock()
-		if c.calls.get(r.Seq) != cl {
-			c.mu.Unlock()
-			return nil // already answered or failed
-		}
-		again, fail := c.publishedLocked(cl, msg, gen, err, readies)
-		readies = c.readies
-		cl.publishing = again
-		if fail != nil {
-			c.calls.remove(cl.seq)
-		}
-		c.mu.Unlock()
-		if !again {
-			return fail
-		}
-	}
-}
-
-// acquire takes a slot for a call, with WithMaxInFlight, waiting within the
-// call timeout, and until ctx ends, for one to free up.
-func (c *clientCodec) acquire(ctx context.Context, method string) error {
-	if c.slots == nil {
-		return nil
-	}
-	select {
-	case c.slots <- struct{}{}:
-		return nil
-	default:
-	}
-	if c.timeout > 0 {
-		t := time.NewTimer(c.timeout)
-		defer t.Stop()
-		select {
-		case c.slots <- struct{}{}:
-			return nil
-		case <-t.C:
-		case <-c.deadline.done:
-			return ErrClosed
-		case <-ctx.Done():
-			return contextError(method, ctx.Err())
-		}
-	}
-	return failure(ErrTooManyCalls, "%s: %d calls already in flight", method, cap(c.slots))
-}
-
-// release frees the slots of n calls that ended.
-func (c *clientCodec) release(n int) {
-	if c.slots == nil {
-		return
-	}
-	for range n {
-		select {
-		case <-c.slots:
-		default:
-		}
-	}
+	return &c.msg, nil
 }
 
 // Close releases the channel, the reply consumer and any owned connection,
@@ -269,51 +269,46 @@ func (c *clientCodec) Close() error {
 	c.closed = true
 	c.mu.Unlock()
 	c.deadline.stop()
-	c.inbox.close()
+	c.failures.Close()
 	c.hooks.endAll()
-	return c.t.Close()
-}
-
-// Reply implements transport.ClientHandler: the reply goes to net/rpc,
-// which checks and decodes it on its own goroutine.
-func (c *clientCodec) Reply(d amqp.Delivery) {
-	seq, ok := c.ids.parse(d.CorrelationId)
-	if !ok {
-		return // a foreign correlation id: forged, or another client's
-	}
-	c.mu.Lock()
-	cl := c.calls.remove(seq)
-	c.mu.Unlock()
-	if cl == nil {
-		return // late: the call already timed out or failed
-	}
-	c.release(1)
-	c.inbox.put(response{seq: seq, method: cl.method, headers: d.Headers, contentType: d.ContentType, body: d.Body})
+	return c.transport.Close()
 }
 
 // Returned implements transport.ClientHandler: the broker could not route
 // the request, so no queue has the service's name.
 func (c *clientCodec) Returned(ret *amqp.Return) {
 	c.failByID(ret.CorrelationId, failure(ErrNoQueue, "%q (the broker returned %s: %d %s)",
-		ret.RoutingKey, ret.Type, ret.ReplyCode, ret.ReplyText))
+		ret.RoutingKey, methodName(ret.Type), ret.ReplyCode, ret.ReplyText))
 }
 
 // Confirmed implements transport.ClientHandler: a nacked request fails its
-// call; an acked one no longer needs to be kept for publishing again.
-func (c *clientCodec) Confirmed(correlationID string, ack bool) {
-	if !ack {
-		c.failByID(correlationID, failure(ErrNacked, "queue %q", c.queue))
-		return
-	}
+// call; an acked one no longer needs to be kept for publishing again. Only
+// the confirm of the session that carried the request last counts.
+func (c *clientCodec) Confirmed(gen uint64, correlationID string, ack bool) {
 	seq, ok := c.ids.parse(correlationID)
 	if !ok {
 		return
 	}
 	c.mu.Lock()
-	if cl := c.calls.get(seq); cl != nil {
-		cl.confirmed, cl.msg = true, nil
+	defer c.mu.Unlock()
+	cl := c.calls.get(seq)
+	switch {
+	case cl == nil:
+	case cl.state == publishing && cl.gen < gen:
+		// Publish has not returned yet: the confirm beat it.
+		if ack {
+			cl.confirmedEarly = true
+		} else {
+			c.failLocked(cl, failure(ErrNacked, "queue %q", c.queue))
+		}
+	case cl.gen != gen || cl.state != unconfirmed:
+		// The confirm of an earlier publish of a request sent again since.
+	case !ack:
+		c.failLocked(cl, failure(ErrNacked, "queue %q", c.queue))
+	default:
+		cl.move(sent)
+		cl.msg = nil
 	}
-	c.mu.Unlock()
 }
 
 // Ended implements transport.ClientHandler: the borrowed connection is gone
@@ -324,10 +319,11 @@ func (c *clientCodec) Ended(err error) {
 	var all []*call
 	c.calls.each(func(cl *call) { all = append(all, cl) })
 	for _, cl := range all {
-		c.failLocked(cl, lostFailure(err, cl.method))
+		c.failLocked(cl, lostFailure(err, cl))
 	}
+	c.endErr = err
 	c.mu.Unlock()
-	c.inbox.end(err)
+	c.failures.Close()
 }
 
 // failByID fails the call a correlation id names, if it is still pending.
@@ -347,13 +343,17 @@ func (c *clientCodec) failByID(correlationID string, f *callError) {
 func (c *clientCodec) failLocked(cl *call, f *callError) {
 	c.calls.remove(cl.seq)
 	c.release(1)
-	c.inbox.put(response{seq: cl.seq, method: cl.method, fail: f})
+	c.failures.Put(response{seq: cl.seq, method: cl.method, fail: f})
 }
 
-// lostFailure is the failure of a call lost with its session.
-func lostFailure(err error, method string) *callError {
+// lostFailure is the failure of a call lost with its session: ended, with
+// err, while it was pending in any state.
+func lostFailure(err error, cl *call) *callError {
+	if cl.state == held {
+		return notSentFailure(ErrConnectionLost, "%s: %s", methodName(cl.method), detail(err))
+	}
 	f := asFailure(err, ErrConnectionLost)
-	f.text += " (call " + method + ")"
+	f.text += " (call " + methodName(cl.method) + ")"
 	return f
 }
 

@@ -10,6 +10,7 @@ package amqprpc
 
 import (
 	"bytes"
+	"context"
 	"encoding/gob"
 	"errors"
 	"fmt"
@@ -400,5 +401,64 @@ func TestBorrowedConnectionClosedForGood(t *testing.T) {
 		served := serveCodec(t, sc, newArith("s2"))
 		conn.Close()
 		within(t, 15*time.Second, "ServeCodec after its borrowed connection closed", func() { <-served })
+	})
+}
+
+// TestReplyThatDoesNotFitFailsOnlyThatCall: a well-formed reply of the
+// wrong shape fails its call alone, not the client: with Call, whose reply
+// type the codec knows, and with client.Call once a reply of the method has
+// shown its type. The first is what a server in another language that
+// replies "832040" with no content type does to a caller reading a string.
+func TestReplyThatDoesNotFitFailsOnlyThatCall(t *testing.T) {
+	queue := testQueue(t)
+	fakeServer(t, queue, func(d amqp.Delivery) []amqp.Publishing {
+		switch string(d.Body) {
+		case `"number"`:
+			return []amqp.Publishing{{Body: []byte("832040")}} // no content type: JSON
+		case `"object"`:
+			return []amqp.Publishing{{ContentType: "application/json", Body: []byte(`{"a":1}`)}}
+		case `"array"`:
+			return []amqp.Publishing{{ContentType: "application/json", Body: []byte(`[1,2]`)}}
+		case `"text"`:
+			return []amqp.Publishing{{ContentType: "text/plain", Body: []byte("service overloaded")}}
+		}
+		return []amqp.Publishing{{ContentType: "application/json", Body: []byte("42")}}
+	})
+	client := dial(t, queue, WithEncoding(codec.JSON))
+	alive := func(t *testing.T, after string) {
+		t.Helper()
+		var r int
+		if err := client.Call("Any.Good", "good", &r); err != nil || r != 42 {
+			t.Fatalf("Call after %s = %d, %v; want 42, nil: the client must survive", after, r, err)
+		}
+	}
+	for _, tt := range []struct {
+		arg   string
+		reply any
+	}{
+		{"number", new(string)},
+		{"object", new(int)},
+		{"array", new(Quotient)},
+		{"text", new(int)},
+		{"object", new([]int)},
+	} {
+		t.Run(fmt.Sprintf("Call %s into %T", tt.arg, tt.reply), func(t *testing.T) {
+			err := Call(context.Background(), client, "Any.Shape", tt.arg, tt.reply)
+			assert.ErrorIs(t, Cause(err), ErrMalformedReply, "Call(%s into %T)", tt.arg, tt.reply)
+			if tt.arg != "text" { // text that is not JSON is malformed for an *int
+				assert.ErrorContains(t, err, "does not fit")
+			}
+			alive(t, fmt.Sprintf("%s into %T", tt.arg, tt.reply))
+		})
+	}
+	t.Run("client.Call once the type is known", func(t *testing.T) {
+		var n int
+		require.NoError(t, client.Call("Any.Learned", "good", &n), "the first call shows the reply type")
+		for _, arg := range []string{"object", "array", "text"} {
+			var r int
+			err := client.Call("Any.Learned", arg, &r)
+			assert.ErrorIs(t, Cause(err), ErrMalformedReply, "client.Call(%s into *int)", arg)
+			alive(t, arg+" into *int")
+		}
 	})
 }

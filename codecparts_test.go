@@ -18,16 +18,25 @@ import (
 	"github.com/amqprpc/amqprpc/transport"
 )
 
-// Unit tests of the client codec's parts (held.go, deadlines.go,
+// Unit tests of the client codec's parts (sessions.go, deadlines.go,
 // replies.go) on a fake transport: no broker.
 
 // fakeTransport plays transport.Client for the client codec.
 type fakeTransport struct {
-	mu          sync.Mutex // guards every field
+	mu          sync.Mutex // guards every field but replies
 	gen         uint64     // the live session; 0 while disconnected
 	published   []amqp.Publishing
+	gens        []uint64 // the session each of published went out on
 	state       transport.QueueState
 	inspections int
+	reopened    []uint64           // the sessions Reopen was asked to end
+	replies     chan amqp.Delivery // what the codec reads as replies
+	changed     chan struct{}      // closed by connect
+}
+
+// newFakeTransport returns a fake at session gen (0: disconnected).
+func newFakeTransport(gen uint64) *fakeTransport {
+	return &fakeTransport{gen: gen, replies: make(chan amqp.Delivery, 1024), changed: make(chan struct{})}
 }
 
 func (f *fakeTransport) Publish(queue string, msg *amqp.Publishing) (uint64, error) {
@@ -39,6 +48,7 @@ func (f *fakeTransport) Publish(queue string, msg *amqp.Publishing) (uint64, err
 	m := *msg
 	m.Body = bytes.Clone(msg.Body)
 	f.published = append(f.published, m)
+	f.gens = append(f.gens, f.gen)
 	return f.gen, nil
 }
 
@@ -49,13 +59,30 @@ func (f *fakeTransport) InspectQueue(string, time.Duration) (transport.QueueStat
 	return f.state, nil
 }
 
+func (f *fakeTransport) Replies() (<-chan amqp.Delivery, <-chan struct{}, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.replies, f.changed, nil
+}
+
+func (f *fakeTransport) Reopen(gen uint64, _ error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reopened = append(f.reopened, gen)
+}
+
 func (f *fakeTransport) Close() error { return nil }
 
 func (f *fakeTransport) connect(gen uint64) {
 	f.mu.Lock()
 	f.gen = gen
+	close(f.changed)
+	f.changed = make(chan struct{})
 	f.mu.Unlock()
 }
+
+// deliver hands the codec a reply.
+func (f *fakeTransport) deliver(d amqp.Delivery) { f.replies <- d }
 
 func (f *fakeTransport) sent() []amqp.Publishing {
 	f.mu.Lock()
@@ -69,7 +96,7 @@ func fakeCodec(t *testing.T, gen uint64, opts ...ClientOption) (*clientCodec, *f
 	t.Helper()
 	o, err := newClientOptions(append([]ClientOption{WithEncoding(codec.JSON)}, opts...))
 	require.NoError(t, err)
-	f := &fakeTransport{gen: gen}
+	f := newFakeTransport(gen)
 	c := newCodec("svc", o)
 	c.start(f)
 	t.Cleanup(func() { c.Close() })
@@ -115,7 +142,7 @@ func TestHeldRequestIsPublishedWhenASessionComesUp(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, left > 0 && left <= 60000, "expiration %q: want the time the call has left", sent[0].Expiration)
 
-	c.Reply(amqp.Delivery{CorrelationId: sent[0].CorrelationId, ContentType: "application/json", Body: []byte("42")})
+	f.deliver(amqp.Delivery{CorrelationId: sent[0].CorrelationId, ContentType: "application/json", Body: []byte("42")})
 	r := nextResponse(t, c)
 	assert.Equal(t, uint64(1), r.Seq)
 	assert.Empty(t, r.Error)
@@ -140,7 +167,7 @@ func TestUnconfirmedRequestIsPublishedAgainAfterALoss(t *testing.T) {
 	require.Len(t, sent, 2, "the request, then again on the new session")
 	assert.Equal(t, sent[0].CorrelationId, sent[1].CorrelationId)
 
-	c.Confirmed(sent[1].CorrelationId, true)
+	c.Confirmed(3, sent[1].CorrelationId, true)
 	c.SessionLost(3, fmt.Errorf("%w: gone again", ErrConnectionLost))
 	r := nextResponse(t, c)
 	assert.True(t, strings.HasPrefix(r.Error, ErrConnectionLost.Error()), "a confirmed request lost with its session fails: Error = %q", r.Error)
@@ -150,7 +177,7 @@ func TestUnconfirmedRequestIsPublishedAgainAfterALoss(t *testing.T) {
 func TestNackedRequestFails(t *testing.T) {
 	c, f := fakeCodec(t, 2, WithConfirms())
 	write(t, c, 1)
-	c.Confirmed(f.sent()[0].CorrelationId, false)
+	c.Confirmed(2, f.sent()[0].CorrelationId, false)
 	r := nextResponse(t, c)
 	assert.True(t, strings.HasPrefix(r.Error, ErrNacked.Error()), "Error = %q", r.Error)
 }
@@ -158,12 +185,13 @@ func TestNackedRequestFails(t *testing.T) {
 func TestTimeoutSaysWhyOnce(t *testing.T) {
 	o, err := newClientOptions([]ClientOption{WithEncoding(codec.JSON), WithCallTimeout(50 * time.Millisecond)})
 	require.NoError(t, err)
-	f := &fakeTransport{gen: 2, state: transport.QueueState{Exists: true, Messages: 3}}
+	f := newFakeTransport(2)
+	f.state = transport.QueueState{Exists: true, Messages: 3}
 	c := newCodec("svc", o)
 	// The deadline goroutine starts once all five calls are past their
 	// deadlines, so that they time out together, however late its timer
 	// would have fired for the first of them.
-	c.t = f
+	c.transport = f
 	for seq := uint64(1); seq <= 5; seq++ {
 		write(t, c, seq)
 	}

@@ -78,7 +78,7 @@ func pendingIn(c *clientCodec) (calls, slots int) {
 // ends.
 func ourClient(t *testing.T, url, queue string, opts ...ClientOption) (*rpc.Client, *clientCodec) {
 	t.Helper()
-	cc, err := newClientCodec(nil, url, queue, opts)
+	cc, err := newClientCodec(context.Background(), nil, url, queue, opts)
 	if err != nil {
 		t.Fatalf("newClientCodec(%q) = %v", queue, err)
 	}
@@ -334,9 +334,9 @@ func TestHeldRequestExpiresWithContext(t *testing.T) {
 	brokertest.WaitFor(t, 5*time.Second, "the call held for a reconnect", func() bool {
 		cc.mu.Lock()
 		defer cc.mu.Unlock()
-		held := false
-		cc.calls.each(func(cl *call) { held = held || cl.waiting() })
-		return held
+		waiting := false
+		cc.calls.each(func(cl *call) { waiting = waiting || cl.state == held })
+		return waiting
 	})
 	time.Sleep(time.Second) // the time the request waits is the point
 	p.Resume()

@@ -3,14 +3,19 @@ package amqprpc
 import (
 	"fmt"
 	"time"
+
+	"github.com/amqprpc/amqprpc/transport"
 )
 
 // deadlines fails calls past their call timeout. One goroutine, started
 // with the codec and ended by Close, sleeps until the earliest deadline of
 // the pending calls; one timer serves them all. When a call that went out
-// times out, it asks the broker once about the service queue, so the error
-// can say why (no consumer, requests waiting): the question is asked by
-// this goroutine alone, so an outage never has many of them under way.
+// times out, it asks the broker about the service queue, so the error can
+// say why (no consumer, requests waiting): the question is asked by this
+// goroutine alone, and its answer serves every timeout for a second, so
+// that an outage opens no more than a channel a second for it.
+//
+// The same answer finds a session whose requests vanish: see heal.
 type deadlines struct {
 	c      *clientCodec
 	rearm  chan struct{} // capacity 1: a call came with an earlier deadline
@@ -18,11 +23,20 @@ type deadlines struct {
 	ended  chan struct{} // closed when the goroutine has ended
 	at     time.Time     // when the goroutine wakes next; zero: idle; guarded by c.mu
 	expiry []*call       // reused by the goroutine
+
+	// Owned by the goroutine.
+	asked    time.Time // when the broker last answered about the queue
+	answer   transport.QueueState
+	answerOf error
+	dropping dropWatch
 }
 
 // defaultInspectWait bounds the question a timeout asks the broker, and so
 // how late it can make the timeouts that come due meanwhile.
 const defaultInspectWait = 500 * time.Millisecond
+
+// inspectEvery is how long an answer about the queue serves timeouts.
+const inspectEvery = time.Second
 
 func (d *deadlines) start(c *clientCodec) {
 	d.c = c
@@ -80,46 +94,77 @@ func (d *deadlines) expire() {
 	c := d.c
 	c.mu.Lock()
 	d.expiry = c.calls.popExpired(time.Now(), d.expiry[:0])
-	c.mu.Unlock()
 	if len(d.expiry) == 0 {
+		c.mu.Unlock()
 		return
 	}
+	c.expiries++
+	suspect := d.dropping.suspect(c, d.expiry)
+	c.mu.Unlock()
 	c.release(len(d.expiry))
 	// The expired calls are out of the pending set, so nothing else answers
 	// them while the broker is asked about the queue.
 	why := ""
 	for _, cl := range d.expiry {
-		if !cl.held() {
-			why = c.queueState()
+		if cl.state != held {
+			why = d.queueState()
 			break
 		}
 	}
+	if suspect != nil {
+		d.heal(suspect)
+	}
 	for i, cl := range d.expiry {
-		c.inbox.put(response{seq: cl.seq, method: cl.method, fail: c.timeoutFailure(cl, why)})
+		c.failures.Put(response{seq: cl.seq, method: cl.method, fail: c.timeoutFailure(cl, why)})
 		d.expiry[i] = nil
 	}
 }
 
+// inspect returns what the broker said about the queue within the last
+// inspectEvery, or asks it again.
+func (d *deadlines) inspect() (transport.QueueState, error) {
+	if d.asked.IsZero() || time.Since(d.asked) >= inspectEvery {
+		d.answer, d.answerOf = d.c.transport.InspectQueue(d.c.queue, d.c.inspectWait)
+		d.asked = time.Now()
+	}
+	return d.answer, d.answerOf
+}
+
 // queueState describes the service queue for a timeout's error.
-func (c *clientCodec) queueState() string {
-	st, err := c.t.InspectQueue(c.queue, c.inspectWait)
+func (d *deadlines) queueState() string {
+	st, err := d.inspect()
 	switch {
 	case err != nil:
 		return "the queue could not be inspected: " + detail(err)
 	case !st.Exists:
 		return "the queue no longer exists"
-	case st.Consumers == 0:
-		return fmt.Sprintf("the queue has no consumer, %d requests waiting", st.Messages)
-	case st.Consumers == 1:
-		return fmt.Sprintf("the queue has 1 consumer, %d requests waiting", st.Messages)
 	}
-	return fmt.Sprintf("the queue has %d consumers, %d requests waiting", st.Consumers, st.Messages)
+	return fmt.Sprintf("the queue has %s, %s waiting", count(st.Consumers, "consumer"), count(st.Messages, "request"))
 }
 
-// timeoutFailure says why a call timed out.
-func (c *clientCodec) timeoutFailure(cl *call, queueState string) *callError {
-	if cl.held() {
-		return failure(ErrTimeout, "%s waited %v for a connection to the broker", cl.method, c.timeout)
+// count says n things: "no consumer", "1 consumer", "3 consumers".
+func count(n int, thing string) string {
+	switch n {
+	case 0:
+		return "no " + thing
+	case 1:
+		return "1 " + thing
 	}
-	return failure(ErrTimeout, "%s got no reply from queue %q within %v (%s)", cl.method, c.queue, c.timeout, queueState)
+	return fmt.Sprintf("%d %ss", n, thing)
+}
+
+// timeoutFailure says why a call timed out, and what is known of whether
+// its request was sent.
+func (c *clientCodec) timeoutFailure(cl *call, queueState string) *callError {
+	m := methodName(cl.method)
+	switch cl.state {
+	case held:
+		return notSentFailure(ErrTimeout, "%s waited %v for a connection to the broker", m, c.timeout)
+	case resend:
+		return failure(ErrTimeout, "%s was sent on a connection lost before the broker confirmed it, then waited %v for a connection to send it again; it may have run",
+			m, c.timeout)
+	case publishing:
+		return failure(ErrTimeout, "%s got no reply within %v: its request was still being published (%s)", m, c.timeout, queueState)
+	}
+	return failure(ErrTimeout, "%s got no reply from queue %q within %v (%s)", m, c.queue, c.timeout, queueState)
 }

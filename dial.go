@@ -120,6 +120,10 @@ func (d *dialer) dialOne(ctx context.Context, rawURL string) (*amqp.Connection, 
 		cfg.Properties["connection_name"] = d.name
 	}
 	conn, err := amqp.DialConfig(rawURL, cfg)
+	if err != nil && ctx.Err() != nil {
+		// Cancelled: the connection was closed under the handshake.
+		return nil, &DialError{URL: RedactURL(rawURL), text: ctx.Err().Error(), err: ctx.Err()}
+	}
 	if err != nil {
 		text := scrub(err.Error(), rawURL)
 		if hint := tlsHangUpHint(rawURL, d.tlsConfig, err); hint != "" {

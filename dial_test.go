@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/amqprpc/amqprpc/internal/brokertest"
 	"github.com/amqprpc/amqprpc/transport"
 )
 
@@ -123,4 +125,38 @@ func TestDeadlineConnKeepsADeadlineAhead(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Write after the deadline was cleared blocked: ours was not re-armed")
 	}
+}
+
+// TestDialContextBoundsTheFirstConnection: a broker that accepts the TCP
+// connection and then says nothing holds Dial for its full dial timeout;
+// DialContext gives up when its context ends.
+func TestDialContextBoundsTheFirstConnection(t *testing.T) {
+	u, err := url.Parse(brokertest.URL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newTCPProxy(t, u.Host)
+	proxy.Pause()
+	u.Host = proxy.Addr()
+	viaProxy := u.String()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	client, err := DialContext(ctx, viaProxy, "dialcontext-test")
+	took := time.Since(start)
+	if err == nil {
+		client.Close()
+		t.Fatal("DialContext to a silent broker = nil error; want the context's")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || took > 3*time.Second {
+		t.Fatalf("DialContext to a silent broker = %v after %v; want DeadlineExceeded after 300ms", err, took)
+	}
+	t.Logf("DialContext gave up after %v: %v", took.Round(time.Millisecond), err)
+
+	proxy.Resume()
+	client, err = DialContext(context.Background(), viaProxy, "dialcontext-test")
+	if err != nil {
+		t.Fatalf("DialContext once the broker answers = %v", err)
+	}
+	client.Close()
 }

@@ -58,7 +58,9 @@ Per-call failures reach the caller as an [rpc.ServerError] and leave the
 client usable: a timeout ([WithCallTimeout]), a request the broker returned
 because its queue does not exist, a lost connection, a malformed reply.
 [Cause] turns such an error back into one that errors.Is matches against the
-sentinels, such as [ErrTimeout] and [ErrNoQueue].
+sentinels, such as [ErrTimeout] and [ErrNoQueue]; a failure whose request
+never left the client also matches [ErrNotSent], so the method cannot have
+run.
 
 [Call] is client.Call with a context: it returns when the context ends,
 and the request carries the context's deadline to the server, where a

@@ -9,9 +9,11 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/amqprpc/amqprpc/codec"
 	"github.com/amqprpc/amqprpc/internal/brokertest"
 )
 
@@ -126,4 +128,72 @@ func measure() measured {
 		n = min(n, runtime.NumGoroutine())
 	}
 	return measured{heap: ms.HeapAlloc, goroutines: n}
+}
+
+// bigReplies answers every call with a reply of the size asked for.
+type bigReplies struct{}
+
+func (bigReplies) Reply(n *int, r *[]byte) error {
+	*r = make([]byte, *n)
+	return nil
+}
+
+// TestSaturationMemory measures the heap while 512 callers saturate one
+// client with 16 KiB replies, for AMQPRPC_SATURATION (it is skipped
+// without): net/rpc's reading goroutine is then the bottleneck, and
+// whatever the client queues for it shows as heap that grows with the
+// calls, and stays once they are done. The figures are in the notes of
+// issue 18.
+func TestSaturationMemory(t *testing.T) {
+	v := os.Getenv("AMQPRPC_SATURATION")
+	if v == "" {
+		t.Skip("a measurement: set AMQPRPC_SATURATION=10s to run it")
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		t.Fatalf("AMQPRPC_SATURATION=%q: %v", v, err)
+	}
+	queue := testQueue(t)
+	url := brokertest.URL(t)
+	srv := serveArith(t, bigReplies{}, url, queue)
+	brokertest.WaitForConsumers(t, url, queue, 1, srv)
+	// JSON: decoding a 16 KiB reply takes long enough that net/rpc's
+	// reading goroutine is the bottleneck even on a busy machine.
+	client := dial(t, queue, WithEncoding(codec.JSON))
+	before := measure()
+	var calls atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 512 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := 16 << 10
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var r []byte
+				if err := client.Call("Arith.Reply", &n, &r); err != nil {
+					t.Errorf("Call: %v", err)
+					return
+				}
+				calls.Add(1)
+			}
+		}()
+	}
+	start := time.Now()
+	for time.Since(start) < d {
+		time.Sleep(time.Second) // sampling
+		m := measure()
+		t.Logf("SATURATION | %5.1fs | %7d calls | heap %6d KiB | goroutines %d", time.Since(start).Seconds(), calls.Load(), m.heap>>10, m.goroutines)
+	}
+	close(stop)
+	wg.Wait()
+	after := measure()
+	n := calls.Load()
+	t.Logf("SATURATION | done | %d calls in %v | heap %d KiB before, %d KiB after: %.1f bytes kept per call",
+		n, time.Since(start).Round(time.Second), before.heap>>10, after.heap>>10, (float64(after.heap)-float64(before.heap))/float64(n))
 }

@@ -201,15 +201,20 @@ func WithDirectReplyTo() ClientOption {
 // WithCallTimeout makes a client's call fail with [ErrTimeout] when no reply
 // has come after d, and sets each request's AMQP expiration to d so that a
 // request nobody took in time is never executed (default
-// [DefaultCallTimeout]; 0 means never).
+// [DefaultCallTimeout]; 0 means never). The expiration is at most 2³²−1
+// ms, about 49.7 days, what brokers accept: a longer d still bounds the
+// call, while the queue lets go of a request nobody took sooner.
 func WithCallTimeout(d time.Duration) ClientOption {
 	return client(func(o *clientOptions) { o.callTimeout = d })
 }
 
 // WithMaxInFlight bounds the calls a client has in flight at once. A call
-// beyond the bound waits in Call or Go for one to finish, within its call
-// timeout, and then fails with [ErrTooManyCalls]; with no call timeout it
-// fails at once. The default, 0, sets no bound.
+// of client.Call or client.Go beyond the bound fails at once with
+// [ErrTooManyCalls]: net/rpc sends requests one at a time, so a call that
+// waited there would hold up every other caller. A call of [Call] waits for
+// a slot, within its context and the call timeout, without holding anyone
+// up, and then fails with [ErrTooManyCalls] (or its context's error). The
+// default, 0, sets no bound.
 func WithMaxInFlight(n int) ClientOption {
 	return client(func(o *clientOptions) { o.maxInFlight = n })
 }

@@ -2,9 +2,10 @@ package amqprpc
 
 import (
 	"fmt"
-	"sync"
 
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/amqprpc/amqprpc/internal/batch"
 )
 
 // The server codec's replies: every reply, a service's or one the codec
@@ -95,49 +96,26 @@ func (c *serverCodec) ackAnswered() {
 // outbox queues replies for one goroutine that sends them in order. put
 // never blocks, and no lock is held while a reply is sent.
 type outbox struct {
-	mu     sync.Mutex // guards queue and closed
-	queue  []outbound
-	closed bool
-	wake   chan struct{} // capacity 1: queue grew or the outbox closed
-	ended  chan struct{} // closed when the goroutine has ended
+	queue *batch.Queue[outbound]
+	ended chan struct{} // closed when the goroutine has ended
 }
 
 // start starts the goroutine: it sends each reply with send, and calls
 // sent after each run of replies.
 func (b *outbox) start(send func(outbound, *[]byte), sent func()) {
-	b.wake = make(chan struct{}, 1)
+	b.queue = batch.New[outbound]()
 	b.ended = make(chan struct{})
 	go b.run(send, sent)
 }
 
 // put queues a reply; it reports false, queueing nothing, once the outbox
 // is closed.
-func (b *outbox) put(o outbound) bool {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return false
-	}
-	b.queue = append(b.queue, o)
-	b.mu.Unlock()
-	b.signal()
-	return true
-}
-
-func (b *outbox) signal() {
-	select {
-	case b.wake <- struct{}{}:
-	default:
-	}
-}
+func (b *outbox) put(o outbound) bool { return b.queue.Put(o) }
 
 // close makes the goroutine end once it has sent what is queued, and waits
 // for it.
 func (b *outbox) close() {
-	b.mu.Lock()
-	b.closed = true
-	b.mu.Unlock()
-	b.signal()
+	b.queue.Close()
 	<-b.ended
 }
 
@@ -146,22 +124,18 @@ func (b *outbox) run(send func(outbound, *[]byte), sent func()) {
 	var batch []outbound
 	var buf []byte // the reply encoding buffer
 	for {
-		b.mu.Lock()
-		batch, b.queue = b.queue, batch[:0]
-		closed := b.closed
-		b.mu.Unlock()
-		for i, o := range batch {
+		var closed bool
+		batch, closed = b.queue.Take(batch)
+		for _, o := range batch {
 			send(o, &buf)
-			batch[i] = outbound{}
 		}
-		if len(batch) > 0 {
+		switch {
+		case len(batch) > 0:
 			sent()
-		}
-		if len(batch) == 0 {
-			if closed {
-				return
-			}
-			<-b.wake
+		case closed:
+			return
+		default:
+			<-b.queue.Wake()
 		}
 	}
 }

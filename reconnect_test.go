@@ -120,7 +120,7 @@ func TestChannelOpenIsBounded(t *testing.T) {
 		return conn, err
 	}
 	start := time.Now()
-	_, err := transport.NewClient(transport.ClientConfig{Config: transport.Config{Dial: dial, OpenTimeout: 2 * time.Second}}, nil)
+	_, err := transport.NewClient(context.Background(), transport.ClientConfig{Config: transport.Config{Dial: dial, OpenTimeout: 2 * time.Second}}, nil)
 	if err == nil {
 		t.Fatal("NewClient over a black hole = nil error; want a failure")
 	}

@@ -5,6 +5,7 @@ package amqprpc
 // a reason, and neither a request nor a reply outlives its call.
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -76,4 +77,27 @@ func TestTimeoutThenLateReplyIsDropped(t *testing.T) {
 			t.Fatalf("Call(Fast.Call) after a late reply = %d, %v; want 7, nil", r, err)
 		}
 	}
+}
+
+// TestVeryLongTimeoutsWork: a timeout of a century, meant as "no
+// timeout", and a context deadline as far away, work on the broker: the
+// request's expiration is clamped to what brokers take (RabbitMQ 3.10
+// refuses over 10 years with 406, closing the channel).
+func TestVeryLongTimeoutsWork(t *testing.T) {
+	queue := testQueue(t)
+	startServer(t, newArith("s1"), queue)
+	t.Run("call timeout", func(t *testing.T) {
+		client := dial(t, queue, WithCallTimeout(century))
+		within(t, 10*time.Second, "a call with a century's timeout", func() { multiply(t, client, 6, 7, "with a century's timeout") })
+	})
+	t.Run("context deadline", func(t *testing.T) {
+		client := dial(t, queue, WithCallTimeout(0))
+		ctx, cancel := context.WithTimeout(context.Background(), century)
+		defer cancel()
+		var r int
+		within(t, 10*time.Second, "a call with a context deadline a century away", func() {
+			require.NoError(t, Call(ctx, client, "Arith.Multiply", &Args{6, 7}, &r))
+		})
+		require.Equal(t, 42, r)
+	})
 }

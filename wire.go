@@ -3,7 +3,10 @@ package amqprpc
 import (
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -19,6 +22,21 @@ const maxErrorText = 3 << 10
 
 // maxShortString is AMQP's limit on a queue name or a short string property.
 const maxShortString = 255
+
+// maxExpiration is the longest expiration a request carries: 2^32-1 ms,
+// about 49.7 days. RabbitMQ 3.10 refuses more than 10 years with 406
+// PRECONDITION_FAILED, which closes the channel, and newer brokers carry a
+// message's expiration over into AMQP 1.0's 32-bit time-to-live when it
+// crosses protocols. A longer call timeout, or a context deadline further
+// away, still holds for the caller: only the queue lets go of a request
+// nobody took sooner.
+const maxExpiration = math.MaxUint32 * time.Millisecond
+
+// expiration is the expiration property for a request with left to live:
+// whole milliseconds, at least 1 and at most maxExpiration.
+func expiration(left time.Duration) string {
+	return strconv.FormatInt(min(max(left.Milliseconds(), 1), maxExpiration.Milliseconds()), 10)
+}
 
 // checkQueueName rejects names the broker would refuse.
 func checkQueueName(queue string) error {

@@ -2,8 +2,10 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 )
@@ -12,20 +14,19 @@ import (
 // straight to the consumer that published the request.
 const DirectReplyTo = "amq.rabbitmq.reply-to"
 
-// ClientHandler receives what a Client hears from the broker. Except for
-// SessionReady, the Client calls it from the goroutine that drains the
-// broker's notifications, one call at a time: a method must return at once.
+// ClientHandler receives what a Client hears from the broker, apart from
+// the replies themselves, which the Client's user reads ([Client.Replies]).
+// Except for SessionReady, the Client calls it from the goroutine that
+// drains the broker's notifications, one call at a time: a method must
+// return at once.
 type ClientHandler interface {
-	// Reply is a message that arrived on the reply queue. It is passed by
-	// value so that it does not escape to the heap on every reply.
-	Reply(d amqp.Delivery)
 	// Returned is a request the broker could not route to a queue.
 	Returned(r *amqp.Return)
 	// Confirmed reports the broker's ack or nack of a request published
-	// with confirms on, by the request's correlation id. A request whose
-	// session ended before its confirm came is not reported: SessionLost
-	// covers it.
-	Confirmed(correlationID string, ack bool)
+	// with confirms on, by the session that carried it and the request's
+	// correlation id. A request whose session ended before its confirm came
+	// may go unreported: SessionLost covers it.
+	Confirmed(gen uint64, correlationID string, ack bool)
 	// SessionLost reports the end of session gen: every request published
 	// on it that has no reply yet will never get one.
 	SessionLost(gen uint64, err error)
@@ -51,23 +52,25 @@ type ClientConfig struct {
 // session at a time that a supervisor keeps up. Publish may be called from
 // any goroutine.
 type Client struct {
-	sv      *supervisor
-	h       ClientHandler
-	direct  bool
-	readies sync.WaitGroup // SessionReady calls under way
-	inspect inspector
+	sv       *supervisor
+	h        ClientHandler
+	direct   bool
+	frameMax atomic.Int64   // the latest session's negotiated frame_max
+	readies  sync.WaitGroup // SessionReady calls under way
+	inspect  inspector
 }
 
 // NewClient connects and sets up the reply consumer; Start then starts
-// delivering to h. A first connection that fails is an error.
-func NewClient(cfg ClientConfig, h ClientHandler) (*Client, error) {
+// reporting to h. A first connection that fails is an error, and so is one
+// that has not succeeded when ctx ends.
+func NewClient(ctx context.Context, cfg ClientConfig, h ClientHandler) (*Client, error) {
 	c := &Client{h: h, direct: cfg.DirectReplyTo}
-	sv, err := newSupervisor(cfg.Config, c, "client", true)
+	sv, err := newSupervisor(cfg.Config, c, "client")
 	if err != nil {
 		return nil, err
 	}
 	c.sv = sv
-	if err := sv.connect(context.Background()); err != nil {
+	if err := sv.connect(ctx); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -79,24 +82,63 @@ func (c *Client) Start() { c.sv.begin() }
 
 // Publish sends msg to the default exchange with routing key queue and the
 // mandatory flag, setting its ReplyTo to the session's reply queue. It never
-// waits for a connection: between connections it fails at once with an
-// error wrapping ErrNotConnected. It returns the generation of the session
-// that carried the message.
+// waits for a connection: between connections, or when the session breaks
+// under it, it fails at once with an error wrapping ErrNotConnected. A
+// message AMQP cannot carry fails with ErrUnencodable before anything is
+// written, and leaves the session as it is. It returns the generation of
+// the session that carried the message.
 func (c *Client) Publish(queue string, msg *amqp.Publishing) (uint64, error) {
 	s, _, err := c.sv.current()
 	if err != nil {
+		if errors.Is(err, ErrNotConnected) {
+			// Refuse now what no session will take (checked against the
+			// last session's frame_max, and again when it is published).
+			if err := checkEncodable(msg, int(c.frameMax.Load())); err != nil {
+				return 0, err
+			}
+		}
 		return 0, err
 	}
 	if reason := s.blocked.Load(); reason != nil {
 		return 0, fmt.Errorf("%w to %q (%s)", ErrBlocked, queue, *reason)
 	}
 	msg.ReplyTo = s.replyTo
+	if err := checkEncodable(msg, s.conn.Config.FrameSize); err != nil {
+		return 0, err
+	}
 	if err := s.publish(queue, true, msg, pendingConfirm{id: msg.CorrelationId}); err != nil {
-		// Only a broken channel or connection fails a publish of ours: the
-		// session is ending, and its end is reported.
-		return 0, errorf("publish to %q: %w: %w", queue, ErrNotConnected, err)
+		if s.broken(err) {
+			return 0, errorf("publish to %q: %w: %w", queue, ErrNotConnected, err)
+		}
+		return 0, errorf("publish to %q: %w", queue, err)
 	}
 	return s.gen, nil
+}
+
+// Replies returns the replies of the current session, and a channel that
+// closes when the session changes (it ends, or a new one comes up). Read
+// replies until either channel closes, then ask again. Between sessions
+// replies is nil. Once the Client is closed, or its borrowed connection is
+// gone for good, err says so; Close does not close changed.
+func (c *Client) Replies() (replies <-chan amqp.Delivery, changed <-chan struct{}, err error) {
+	s, changed, err := c.sv.current()
+	switch {
+	case s != nil:
+		return s.deliveries, changed, nil
+	case errors.Is(err, ErrNotConnected):
+		return nil, changed, nil
+	}
+	return nil, changed, err
+}
+
+// Reopen ends session gen, if it is still the current one, so that the
+// Client reconnects: for a session that looks healthy to the broker and to
+// amqp091-go but has stopped delivering what the Client publishes. why is
+// the error SessionLost reports.
+func (c *Client) Reopen(gen uint64, why error) {
+	if s, _, _ := c.sv.current(); s != nil && s.gen == gen {
+		s.abandon(why)
+	}
 }
 
 // Close stops reconnecting, closes the channel and any connection the
@@ -125,16 +167,18 @@ func (c *Client) setup(s *session) (err error) {
 		return errorf("consume replies from %q: %w", s.replyTo, err)
 	}
 	s.returns = s.ch.NotifyReturn(make(chan amqp.Return, 64))
+	// A cancelled reply consumer (its queue deleted) ends the session.
+	s.cancels = s.ch.NotifyCancel(make(chan string, 1))
+	c.frameMax.Store(int64(s.conn.Config.FrameSize))
 	return nil
 }
 
-func (c *Client) delivery(_ *session, d amqp.Delivery) { c.h.Reply(d) }
-func (c *Client) returned(r *amqp.Return)              { c.h.Returned(r) }
-func (c *Client) lost(s *session, err error)           { c.h.SessionLost(s.gen, err) }
-func (c *Client) ended(err error)                      { c.h.Ended(err) }
+func (c *Client) returned(r *amqp.Return)    { c.h.Returned(r) }
+func (c *Client) lost(s *session, err error) { c.h.SessionLost(s.gen, err) }
+func (c *Client) ended(err error)            { c.h.Ended(err) }
 
-func (c *Client) settle(_ *session, p pendingConfirm, ack bool) {
-	c.h.Confirmed(p.id, ack)
+func (c *Client) settle(s *session, p pendingConfirm, ack bool) {
+	c.h.Confirmed(s.gen, p.id, ack)
 }
 
 func (c *Client) ready(s *session) {

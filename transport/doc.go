@@ -3,9 +3,9 @@
 // codec interfaces.
 //
 // A [Client] publishes requests to service queues and receives their replies
-// on a private reply queue or through direct reply-to; it reports replies,
-// returned requests, confirms and the life of its sessions to a
-// [ClientHandler]. A [Server] consumes a service queue with a bounded
+// on a private reply queue or through direct reply-to, which its user reads
+// from the current session ([Client.Replies]); it reports returned
+// requests, confirms and the life of its sessions to a [ClientHandler]. A [Server] consumes a service queue with a bounded
 // prefetch ([Server.Next]) and publishes replies, acknowledging each request
 // after its reply ([Server.Respond]).
 //

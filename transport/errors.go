@@ -20,6 +20,11 @@ var (
 	// ErrBlocked is returned by Client.Publish while the broker has blocked
 	// the connection (connection.blocked, usually a memory or disk alarm).
 	ErrBlocked = errors.New("amqprpc: broker blocked publishing")
+	// ErrUnencodable is returned by Client.Publish for a message AMQP
+	// cannot carry: a property or a header name over 255 bytes, a header
+	// value of a type an AMQP table cannot hold, or properties and headers
+	// larger than a frame. Nothing was written; the connection is fine.
+	ErrUnencodable = errors.New("amqprpc: message not encodable in AMQP")
 	// ErrNoURL is returned for a Client or Server given neither a
 	// connection nor a way to dial one, and by the root package's dialer
 	// given no URL.

@@ -3,6 +3,7 @@ package transport
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -75,7 +76,7 @@ func collect(ctx context.Context, q Query, id string, answers <-chan amqp.Delive
 		select {
 		case d, ok := <-answers:
 			if !ok {
-				return got, lostError(nil, "control reply consumer ended")
+				return got, fmt.Errorf("%w: control reply consumer ended", ErrConnectionLost)
 			}
 			if d.CorrelationId == id {
 				got = append(got, d)

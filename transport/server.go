@@ -69,7 +69,7 @@ func NewServer(ctx context.Context, cfg ServerConfig) (*Server, error) {
 	if cfg.Logger != nil {
 		cfg.Logger = cfg.Logger.With("queue", cfg.Queue.Name)
 	}
-	sv, err := newSupervisor(cfg.Config, s, "server", false)
+	sv, err := newSupervisor(cfg.Config, s, "server")
 	if err != nil {
 		return nil, err
 	}
@@ -340,10 +340,9 @@ func (s *Server) lost(_ *session, err error) {
 	}
 }
 
-func (s *Server) delivery(*session, amqp.Delivery) {} // Next reads them
-func (s *Server) returned(*amqp.Return)            {} // replies are not mandatory
-func (s *Server) ready(*session)                   {}
-func (s *Server) ended(error)                      {} // Next returns ErrClosed
+func (s *Server) returned(*amqp.Return) {} // replies are not mandatory
+func (s *Server) ready(*session)        {}
+func (s *Server) ended(error)           {} // Next returns ErrClosed
 
 // declareQueue declares the request queue. A declaration that conflicts with
 // the existing queue fails with the broker's PRECONDITION_FAILED text, which

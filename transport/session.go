@@ -2,8 +2,12 @@ package transport
 
 import (
 	"context"
+	"errors"
+	"io"
+	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -27,10 +31,11 @@ type session struct {
 	cancels    chan string      // a Server's consumer cancelled by the broker
 	control    *amqp.Channel    // a Server's control channel, nil without (control.go)
 
-	closes   chan *amqp.Error
-	blocks   chan amqp.Blocking     // nil on a borrowed connection
-	blocked  atomic.Pointer[string] // the reason while connection.blocked is on
-	confirms *confirmQueue          // nil without confirms
+	closes    chan *amqp.Error
+	abandoned chan error             // capacity 1: the side gave the session up (Client.Reopen)
+	blocks    chan amqp.Blocking     // nil on a borrowed connection
+	blocked   atomic.Pointer[string] // the reason while connection.blocked is on
+	confirms  *confirmQueue          // nil without confirms
 
 	// syncMu serializes the synchronous methods that two goroutines can run
 	// on ch (a Server's basic.cancel during a drain or round trip, the
@@ -45,10 +50,10 @@ type session struct {
 
 // openSession makes a session: the connection (unless borrowed), a channel,
 // confirm mode when asked for, then the side's own setup. Every step is
-// bounded by openTimeout and by ctx: a broker that stops answering fails
+// bounded by openTimeout, and by ctx: a broker that stops answering fails
 // the attempt.
 func (sv *supervisor) openSession(ctx context.Context, gen uint64) (*session, error) {
-	s := &session{gen: gen, conn: sv.cfg.Conn, ended: make(chan struct{})}
+	s := &session{gen: gen, conn: sv.cfg.Conn, ended: make(chan struct{}), abandoned: make(chan error, 1)}
 	if s.conn == nil {
 		conn, err := sv.cfg.Dial(ctx)
 		if err != nil {
@@ -56,16 +61,19 @@ func (sv *supervisor) openSession(ctx context.Context, gen uint64) (*session, er
 		}
 		s.conn, s.owned = conn, true
 	}
-	abandon := func() {
+	giveUp := func() {
 		if s.owned {
 			_ = s.conn.CloseDeadline(time.Now())
 		}
 	}
-	guard := time.AfterFunc(sv.cfg.OpenTimeout, abandon)
-	stop := context.AfterFunc(ctx, abandon)
+	guard := time.AfterFunc(sv.cfg.OpenTimeout, giveUp)
+	stop := context.AfterFunc(ctx, giveUp)
 	err := sv.setup(s)
 	guard.Stop()
 	stop()
+	if ctx.Err() != nil {
+		err = errorf("connect: %w", ctx.Err()) // the setup failed for it, or would have
+	}
 	if err != nil {
 		s.close()
 		return nil, err
@@ -110,6 +118,30 @@ func (s *session) publish(queue string, mandatory bool, msg *amqp.Publishing, p 
 	p.dc = dc
 	s.confirms.push(p)
 	return nil
+}
+
+// broken reports whether a publish failed because the channel or the
+// connection is gone: closed, or its socket failed, after which amqp091-go
+// shuts the connection down (on a goroutine of its own, so it may not show
+// as closed yet). Any other error is the message's own.
+func (s *session) broken(err error) bool {
+	var netErr net.Error
+	switch {
+	case errors.Is(err, amqp.ErrClosed), s.ch.IsClosed(), s.conn.IsClosed(),
+		errors.As(err, &netErr), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+		errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNRESET):
+		return true
+	}
+	return false
+}
+
+// abandon asks the supervisor to end the session with why; the first
+// request stands.
+func (s *session) abandon(why error) {
+	select {
+	case s.abandoned <- why:
+	default:
+	}
 }
 
 // end records why the session ended; the first reason stands.

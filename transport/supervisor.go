@@ -38,11 +38,9 @@ const defaultOpenTimeout = 10 * time.Second
 
 // side is what a Client or a Server adds to the supervisor.
 type side interface {
-	// setup declares and consumes what the side needs on s.ch.
+	// setup declares and consumes what the side needs on s.ch. The side
+	// reads the deliveries itself.
 	setup(s *session) error
-	// delivery handles a message consumed on s, when the supervisor reads
-	// the deliveries (readsReplies).
-	delivery(s *session, d amqp.Delivery)
 	// returned handles a message the broker could not route.
 	returned(r *amqp.Return)
 	// settle handles the broker's confirm of a message published on s.
@@ -58,13 +56,13 @@ type side interface {
 // supervisor keeps one session up at a time: dial (through every URL, with
 // backoff), set up, watch, and after a loss do it all again, until Close.
 // One goroutine owns the sessions and drains every notification the broker
-// sends; it never waits on a publish.
+// sends but the deliveries, which the side reads; it never waits on a
+// publish.
 type supervisor struct {
-	cfg          Config
-	side         side
-	what         string
-	readsReplies bool // the goroutine reads deliveries (a Client's replies)
-	log          *slog.Logger
+	cfg  Config
+	side side
+	what string
+	log  *slog.Logger
 
 	ctx      context.Context // cancelled by close: stops the goroutine and any dial
 	cancel   context.CancelFunc
@@ -82,7 +80,7 @@ type supervisor struct {
 
 // newSupervisor makes the supervisor of a side named what ("client" or
 // "server") in its logs.
-func newSupervisor(cfg Config, sd side, what string, readsReplies bool) (*supervisor, error) {
+func newSupervisor(cfg Config, sd side, what string) (*supervisor, error) {
 	if cfg.Conn == nil && cfg.Dial == nil {
 		return nil, ErrNoURL
 	}
@@ -99,14 +97,14 @@ func newSupervisor(cfg Config, sd side, what string, readsReplies bool) (*superv
 		return nil, errorf("a borrowed connection with amqp091-go's Recovery on is not supported: it reopens channels behind the library's back")
 	}
 	sv := &supervisor{
-		cfg: cfg, side: sd, what: what, readsReplies: readsReplies, log: cfg.Logger,
+		cfg: cfg, side: sd, what: what, log: cfg.Logger,
 		noRetry: make(chan struct{}), stopped: make(chan struct{}), changed: make(chan struct{}),
 	}
 	sv.ctx, sv.cancel = context.WithCancel(context.Background())
 	return sv, nil
 }
 
-// connect opens the first session, giving up when ctx ends. A first
+// connect opens the first session, its dial bounded by ctx. A first
 // session that fails is an error: a wrong URL or password should not turn
 // into silent retries.
 func (sv *supervisor) connect(ctx context.Context) error {
@@ -213,19 +211,13 @@ func (sv *supervisor) run(s *session) {
 // reason to closes: a closed one other than closes is dropped from the
 // select, so that the reason is what watch reports.
 func (sv *supervisor) watch(s *session) error {
-	deliveries, cancels, returns, blocks := s.deliveries, s.cancels, s.returns, s.blocks
-	if !sv.readsReplies {
-		deliveries = nil
-	}
+	cancels, returns, blocks := s.cancels, s.returns, s.blocks
 	for {
 		select {
 		case <-sv.ctx.Done():
 			return ErrClosed
-		case d, ok := <-deliveries:
-			if !ok {
-				return lostError(s.closes, "consumer ended")
-			}
-			sv.side.delivery(s, d)
+		case err := <-s.abandoned:
+			return err
 		case tag, ok := <-cancels:
 			if !ok {
 				cancels = nil
@@ -297,17 +289,4 @@ func (sv *supervisor) reconnect(gen uint64, first int) (*session, int) {
 		sv.setCurrent(s, nil)
 		return s, attempt + 1
 	}
-}
-
-// lostError explains the end of a session whose deliveries stopped, using
-// the channel's close reason when one is waiting.
-func lostError(closes chan *amqp.Error, what string) error {
-	select {
-	case e, ok := <-closes:
-		if ok && e != nil {
-			return fmt.Errorf("%w: %w", ErrConnectionLost, e)
-		}
-	default:
-	}
-	return fmt.Errorf("%w: %s", ErrConnectionLost, what)
 }

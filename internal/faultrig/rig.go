@@ -48,9 +48,6 @@ const (
 	// recovery bounds how long the callers may take to get answers
 	// again after a fault, and a node to rejoin after a restart.
 	recovery = 30 * time.Second
-	// stall is how long a client may go unanswered after a node was
-	// killed before it is taken as black-holed.
-	stall = 10 * time.Second
 	// steady is how long the load runs before the fault and after
 	// the cluster is whole again.
 	steady = time.Second
@@ -390,26 +387,20 @@ func (sc *scenario) run(t *testing.T, fault func()) {
 
 // kill kills nd under load and waits until every client of every rig has
 // answered a call made after the kill. A client that has not within
-// stall is black-holed (see docs/CLUSTER.md): its connection is
-// closed through rabbitmqctl, as an operator would, and it is waited for
-// again; each such heal is logged as a STALL line.
+// recovery is stalled, which fails the test with a STALL line: the
+// library must heal a client whose requests the broker drops by itself
+// (heal.go, docs/CLUSTER.md).
 func (sc *scenario) kill(t *testing.T, nd *rabbitnodes.Node) {
 	t.Helper()
 	begin := time.Now()
 	nd.Kill(t)
 	for _, r := range sc.rigs {
 		for i, client := range r.clients {
-			if r.load.answeredAfter(client, begin, stall) {
+			if r.load.answeredAfter(client, begin, recovery) {
 				continue
 			}
-			name := fmt.Sprintf("%s-client-%d", r.queue, i+1)
-			t.Logf("STALL | %s | client %d (%s) answered no call made after the kill within %v: %s; closing its connection",
-				r.Title, i+1, name, stall, r.load.since(client, begin))
-			sc.c.CloseConnections(t, name)
-			if !r.load.answeredAfter(client, time.Now(), recovery) {
-				t.Fatalf("client %d: no call answered within %v of closing its connection; its calls since the kill: %s",
-					i+1, recovery, r.load.since(client, begin))
-			}
+			t.Errorf("STALL | %s | client %d (%s-client-%d) answered no call made after the kill within %v: %s",
+				r.Title, i+1, r.queue, i+1, recovery, r.load.since(client, begin))
 		}
 	}
 	t.Logf("%v killed at %+.3fs; every client answered again %v later", nd, begin.Sub(sc.begin).Seconds(), time.Since(begin).Round(time.Millisecond))

@@ -1,39 +1,6 @@
 package amqprpc
 
-import (
-	"time"
-
-	amqp "github.com/rabbitmq/amqp091-go"
-)
-
-// call is a request the client has sent, or holds until it can send it,
-// and whose reply it awaits.
-type call struct {
-	seq      uint64
-	method   string
-	deadline time.Time // zero when the call never times out
-	// expireAt is when the request expires in the queue: deadline, or the
-	// deadline of Call's context when that is earlier.
-	expireAt time.Time
-	// gen is the transport session that carried the request; 0 while the
-	// request waits for a connection.
-	gen uint64
-	// msg is the request, kept while it may have to be published (again):
-	// while it waits for a connection and, with confirms on, until the
-	// broker confirms it.
-	msg       *amqp.Publishing
-	confirmed bool
-	// publishing is set while WriteRequest publishes the request, which
-	// it may do more than once: SessionReady leaves the call to it.
-	publishing bool
-	prev, next *call // deadline order
-}
-
-// waiting reports whether the call waits for a connection to be published.
-func (c *call) waiting() bool { return c.held() && !c.publishing }
-
-// held reports whether the request is kept to be published.
-func (c *call) held() bool { return c.gen == 0 && c.msg != nil }
+import "time"
 
 // pendingCalls holds the client's calls by sequence number and, for those
 // with a deadline, in deadline order, so one timer serves them all. It is not
